@@ -1,1 +1,23 @@
-//! placeholder
+//! `metajit`: the language-independent half of the two-tier JIT.
+//!
+//! An interpreter is written once, as bytecode handlers generic over [`Machine`]: the
+//! vocabulary through which a handler touches runtime values. A handler reads and writes
+//! its frame, tests and combines machine words, and *returns* its control flow as a
+//! [`Step`] instead of performing it. Each engine gives that definition its own meaning:
+//!
+//! * [`Concrete`] executes it (the interpreter, and the handler bodies tier-1 code calls);
+//! * `Shallow` (tier 1, to come) turns it into threaded native code;
+//! * `Recorder` (tier 2, to come) executes it while recording a trace.
+//!
+//! Handler annotations ([`Annotation`], [`interpreter_definition!`]) play the role of
+//! RPython's hints. Nothing in this crate knows about SOM.
+
+pub mod annotations;
+pub mod concrete;
+pub mod machine;
+pub mod step;
+
+pub use annotations::{Annotation, HandlerInfo};
+pub use concrete::Concrete;
+pub use machine::{BinOp, Cmp, FBinOp, Machine, StackFrame};
+pub use step::Step;

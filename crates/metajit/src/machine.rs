@@ -1,0 +1,142 @@
+//! [`Machine`]: the vocabulary an interpreter definition uses to touch runtime values.
+//!
+//! Handlers read their frame (slots and operand stack), combine 64-bit words, and make
+//! every decision on a runtime value through a method here that answers `bool`. The
+//! concrete machine answers by computing; the recorder will also append a guard to the
+//! trace; so nothing a handler decides about runtime data escapes the JIT's view.
+//! Decisions on green data (the bytecode, literals, the method) are plain Rust.
+
+/// A frame as the framework sees it: an array of 64-bit slots whose upper part is an
+/// operand stack with a stack pointer (an index into the slots).
+pub trait StackFrame {
+    /// Address of slot 0.
+    fn slot_base(&mut self) -> *mut u64;
+    /// Index of the first free operand-stack slot.
+    fn sp(&self) -> usize;
+    fn set_sp(&mut self, sp: usize);
+    /// Address of the frame's auxiliary words: per-activation state that is not a slot
+    /// (for SOM: the activation's context, the enclosing context, the running block).
+    fn aux_base(&mut self) -> *mut u64;
+}
+
+/// Word-level binary operations (wrapping).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    And,
+    Or,
+    Xor,
+    /// Shift left by the second operand (taken modulo 64).
+    Shl,
+    /// Arithmetic shift right.
+    Sar,
+    /// Logical shift right.
+    Shr,
+}
+
+/// Float operations on words holding IEEE-754 bit patterns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FBinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+/// Comparisons: signed for integers, IEEE (false on NaN) for floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl Cmp {
+    #[inline(always)]
+    pub fn eval_i64(self, a: i64, b: i64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+
+    #[inline(always)]
+    pub fn eval_f64(self, a: f64, b: f64) -> bool {
+        match self {
+            Cmp::Eq => a == b,
+            Cmp::Ne => a != b,
+            Cmp::Lt => a < b,
+            Cmp::Le => a <= b,
+            Cmp::Gt => a > b,
+            Cmp::Ge => a >= b,
+        }
+    }
+}
+
+/// The operations an interpreter definition may perform on runtime values.
+///
+/// `W` is a runtime word. Methods that answer `bool` are *decisions*: a tracing machine
+/// guards on the answer. Methods that answer `Option` decide whether an operation
+/// succeeded (no overflow) and guard likewise.
+pub trait Machine {
+    type W: Copy;
+
+    /// A green constant as a word.
+    fn konst(&mut self, bits: u64) -> Self::W;
+    /// The concrete bits of a word. Engines that run handlers know them; using them
+    /// for a decision bypasses the JIT, so handlers use it only to call into the runtime
+    /// (residual work), never to branch.
+    fn bits(&self, w: Self::W) -> u64;
+    /// Specialise on the current value (`promote`): guard that `w` equals what it is
+    /// now and answer that value as a green constant.
+    fn promote(&mut self, w: Self::W) -> u64;
+
+    // ---- frame -------------------------------------------------------------------
+    fn slot<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Self::W;
+    fn set_slot<F: StackFrame>(&mut self, f: &mut F, i: usize, w: Self::W);
+    fn push<F: StackFrame>(&mut self, f: &mut F, w: Self::W);
+    fn pop<F: StackFrame>(&mut self, f: &mut F) -> Self::W;
+    /// The word `depth` below the top (0 is the top).
+    fn peek<F: StackFrame>(&mut self, f: &mut F, depth: usize) -> Self::W;
+    /// Drops `n` words from the operand stack.
+    fn drop_n<F: StackFrame>(&mut self, f: &mut F, n: usize);
+    /// Auxiliary word `i` of the frame.
+    fn aux<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Self::W;
+    fn set_aux<F: StackFrame>(&mut self, f: &mut F, i: usize, w: Self::W);
+
+    // ---- memory ------------------------------------------------------------------
+    /// The word at byte offset `offset` from the address `base`.
+    ///
+    /// # Safety
+    /// `base + offset` must be a valid, aligned address of a live word.
+    unsafe fn load(&mut self, base: Self::W, offset: i32) -> Self::W;
+    /// # Safety
+    /// As [`Machine::load`], and the word must be writable.
+    unsafe fn store(&mut self, base: Self::W, offset: i32, w: Self::W);
+
+    // ---- arithmetic --------------------------------------------------------------
+    fn bin(&mut self, op: BinOp, a: Self::W, b: Self::W) -> Self::W;
+    /// Signed addition; `None` on overflow (a decision).
+    fn add_ovf(&mut self, a: Self::W, b: Self::W) -> Option<Self::W>;
+    /// Signed subtraction; `None` on overflow (a decision).
+    fn sub_ovf(&mut self, a: Self::W, b: Self::W) -> Option<Self::W>;
+    /// Signed multiplication; `None` on overflow (a decision).
+    fn mul_ovf(&mut self, a: Self::W, b: Self::W) -> Option<Self::W>;
+    fn fbin(&mut self, op: FBinOp, a: Self::W, b: Self::W) -> Self::W;
+
+    // ---- decisions ---------------------------------------------------------------
+    /// Is `w & mask == expect`? (tag tests)
+    fn test_bits(&mut self, w: Self::W, mask: u64, expect: u64) -> bool;
+    /// Signed integer comparison.
+    fn cmp(&mut self, c: Cmp, a: Self::W, b: Self::W) -> bool;
+    /// Float comparison of IEEE bit patterns.
+    fn fcmp(&mut self, c: Cmp, a: Self::W, b: Self::W) -> bool;
+}

@@ -1,0 +1,916 @@
+//! The bytecode compiler: AST method -> [`Method`] with [`Code`].
+//!
+//! It inlines the control structures of DESIGN section 5 when their arguments are literal
+//! blocks (`ifTrue:` family, `and:`/`or:`, `whileTrue:`/`whileFalse:`, `to:do:`,
+//! `downTo:do:`, the `ifNil:` family), keeping the answers of the real sends. Inlined
+//! blocks' variables become fresh locals of the enclosing activation, re-initialised to
+//! nil on every entry.
+//!
+//! Variables that a non-inlined block reads or writes are *captured*: they live in a
+//! context object instead of the frame. Which ones are captured is only known once the
+//! whole method has been seen, so a method is compiled twice: the first pass records
+//! captured variables and the scopes that need a context, the second emits the code.
+
+use crate::bytecode::{Code, ContextShape, JumpMode, Op, SendSite};
+use crate::object::{Class, Header, Kind, Method, MethodBody};
+use crate::universe::Vm;
+use crate::value::Value;
+use som_syntax::{BlockDef, Body, Expr, Literal, MethodDef, Span, SyntaxError};
+use std::cell::Cell;
+use std::collections::HashSet;
+
+/// Where a variable lives.
+#[derive(Clone, Copy, Debug)]
+enum Storage {
+    Slot(u16),
+    Ctx(u16),
+}
+
+struct Var {
+    name: String,
+    id: u32,
+    storage: Storage,
+}
+
+/// One activation's code under construction (a method or a non-inlined block).
+struct Scope {
+    id: u32,
+    ops: Vec<Op>,
+    lines: Vec<u32>,
+    literals: Vec<Value>,
+    sites: Vec<SendSite>,
+    /// Visible variables; inlined blocks push and later truncate.
+    vars: Vec<Var>,
+    num_args: usize,
+    num_locals: usize,
+    ctx_size: u16,
+    captured_args: Vec<(u16, u16)>,
+    depth: usize,
+    max_depth: usize,
+    backedges: u16,
+}
+
+impl Scope {
+    fn new(id: u32, num_args: usize) -> Scope {
+        Scope {
+            id,
+            ops: Vec::new(),
+            lines: Vec::new(),
+            literals: Vec::new(),
+            sites: Vec::new(),
+            vars: Vec::new(),
+            num_args,
+            num_locals: 0,
+            ctx_size: 0,
+            captured_args: Vec::new(),
+            depth: 0,
+            max_depth: 0,
+            backedges: 0,
+        }
+    }
+}
+
+/// Compiles the methods of one class.
+pub struct Compiler<'a> {
+    vm: &'a mut Vm,
+    /// The class the method belongs to (a metaclass for class-side methods).
+    holder: *mut Class,
+    file: String,
+    /// Pass-one findings, used by pass two.
+    captured: HashSet<u32>,
+    needs_ctx: HashSet<u32>,
+    next_var: u32,
+    next_scope: u32,
+    scopes: Vec<Scope>,
+    line: u32,
+    /// The method being compiled (for blocks' back-pointer), set in pass two.
+    enclosing: Vec<*mut Method>,
+}
+
+type CResult<T> = Result<T, SyntaxError>;
+
+/// Selectors with a fast-path bytecode, and the bytecode for a given send site.
+type SpecialSend = (&'static str, fn(u16) -> Op);
+
+const SPECIAL_BINARY: &[SpecialSend] = &[
+    ("+", Op::Add),
+    ("-", Op::Sub),
+    ("*", Op::Mul),
+    ("<", Op::Lt),
+    (">", Op::Gt),
+    ("<=", Op::Le),
+    (">=", Op::Ge),
+    ("=", Op::Eq),
+    ("at:", Op::At),
+];
+
+impl<'a> Compiler<'a> {
+    pub fn new(vm: &'a mut Vm, holder: *mut Class, file: &str) -> Compiler<'a> {
+        Compiler {
+            vm,
+            holder,
+            file: file.to_string(),
+            captured: HashSet::new(),
+            needs_ctx: HashSet::new(),
+            next_var: 0,
+            next_scope: 0,
+            scopes: Vec::new(),
+            line: 0,
+            enclosing: Vec::new(),
+        }
+    }
+
+    /// Compiles a method definition into an immortal [`Method`].
+    pub fn compile_method(&mut self, def: &MethodDef) -> CResult<*mut Method> {
+        let signature = self.vm.symbol(&def.selector);
+        let body = match &def.body {
+            som_syntax::MethodBody::Primitive => {
+                match crate::primitives::lookup(self.vm, self.holder, &def.selector) {
+                    Some(f) => MethodBody::Primitive(f),
+                    None => MethodBody::MissingPrimitive,
+                }
+            }
+            som_syntax::MethodBody::Code(body) => {
+                // Pass one: find captured variables.
+                self.reset_pass();
+                self.method_scope(def, body)?;
+                // Pass two: emit.
+                self.next_var = 0;
+                self.next_scope = 0;
+                let method = self.new_method(signature, def.params.len(), None);
+                self.enclosing.push(method);
+                let code = self.method_scope(def, body);
+                self.enclosing.pop();
+                // SAFETY: `method` was just created and is immortal.
+                unsafe { (*method).body = MethodBody::Code(Box::new(code?)) };
+                return Ok(method);
+            }
+        };
+        Ok(self.new_method(signature, def.params.len(), Some(body)))
+    }
+
+    /// Compiles REPL input as the body of a unary method `selector` (not installed).
+    pub fn compile_body(&mut self, selector: &str, body: &Body) -> CResult<*mut Method> {
+        let def = MethodDef {
+            selector: selector.to_string(),
+            params: Vec::new(),
+            body: som_syntax::MethodBody::Code(body.clone()),
+            span: Span { line: 1, col: 1 },
+        };
+        self.compile_method(&def)
+    }
+
+    fn reset_pass(&mut self) {
+        self.captured.clear();
+        self.needs_ctx.clear();
+        self.next_var = 0;
+        self.next_scope = 0;
+    }
+
+    fn pass_two(&self) -> bool {
+        !self.enclosing.is_empty()
+    }
+
+    fn new_method(
+        &mut self,
+        signature: Value,
+        num_args: usize,
+        body: Option<MethodBody>,
+    ) -> *mut Method {
+        let is_prim = matches!(
+            body,
+            Some(MethodBody::Primitive(_)) | Some(MethodBody::MissingPrimitive)
+        );
+        let class = if is_prim {
+            self.vm.classes.primitive
+        } else {
+            self.vm.classes.method
+        };
+        let hash = self.vm.heap.next_identity_hash();
+        let m = Box::leak(Box::new(Method {
+            header: Header {
+                class: Cell::new(class),
+                kind: Kind::Method,
+                flags: 0,
+                hash,
+            },
+            signature,
+            holder: Cell::new(self.holder),
+            num_args,
+            body: body.unwrap_or(MethodBody::MissingPrimitive),
+            enclosing: self.enclosing.last().copied().unwrap_or(std::ptr::null_mut()),
+        }));
+        self.vm.all_methods.push(m);
+        m
+    }
+
+    fn error<T>(&self, span: Span, message: impl Into<String>) -> CResult<T> {
+        Err(SyntaxError {
+            file: self.file.clone(),
+            span,
+            message: message.into(),
+        })
+    }
+
+    // ---- scopes -------------------------------------------------------------------------
+
+    fn method_scope(&mut self, def: &MethodDef, body: &Body) -> CResult<Code> {
+        self.line = def.span.line;
+        self.open_scope(&def.params, def.span)?;
+        self.declare_locals(&body.locals, def.span)?;
+        let stmts = &body.statements;
+        for (i, s) in stmts.iter().enumerate() {
+            if let Expr::Return(e, span) = s {
+                self.expr(e)?;
+                self.line = span.line;
+                self.emit(Op::ReturnLocal);
+                break;
+            }
+            self.statement(s)?;
+            if i + 1 == stmts.len() {
+                self.emit(Op::ReturnSelf);
+            }
+        }
+        if stmts.is_empty() {
+            self.emit(Op::ReturnSelf);
+        }
+        Ok(self.close_scope(0))
+    }
+
+    fn open_scope(&mut self, params: &[String], span: Span) -> CResult<()> {
+        let id = self.next_scope;
+        self.next_scope += 1;
+        self.scopes.push(Scope::new(id, params.len()));
+        for (i, p) in params.iter().enumerate() {
+            let var_id = self.fresh_var_id();
+            let storage = if self.captured.contains(&var_id) {
+                let scope = self.scopes.last_mut().unwrap();
+                let idx = scope.ctx_size;
+                scope.ctx_size += 1;
+                scope.captured_args.push((1 + i as u16, idx));
+                Storage::Ctx(idx)
+            } else {
+                Storage::Slot(1 + i as u16)
+            };
+            if self.scope().vars.iter().any(|v| &v.name == p) {
+                return self.error(span, format!("argument '{p}' is declared twice"));
+            }
+            self.scope_mut().vars.push(Var {
+                name: p.clone(),
+                id: var_id,
+                storage,
+            });
+        }
+        Ok(())
+    }
+
+    fn close_scope(&mut self, block_depth: u8) -> Code {
+        let s = self.scopes.pop().expect("scope");
+        let context = (self.needs_ctx.contains(&s.id) || s.ctx_size > 0).then_some(ContextShape {
+            size: s.ctx_size as usize,
+            captured_args: s.captured_args,
+        });
+        Code {
+            ops: s.ops,
+            literals: s.literals,
+            sites: s.sites,
+            num_args: s.num_args,
+            num_locals: s.num_locals,
+            max_stack: s.max_depth + 1,
+            context,
+            block_depth,
+            invocations: Cell::new(0),
+            backedges: (0..s.backedges).map(|_| Cell::new(0)).collect(),
+            lines: s.lines,
+        }
+    }
+
+    fn scope(&self) -> &Scope {
+        self.scopes.last().expect("scope")
+    }
+    fn scope_mut(&mut self) -> &mut Scope {
+        self.scopes.last_mut().expect("scope")
+    }
+
+    fn fresh_var_id(&mut self) -> u32 {
+        let id = self.next_var;
+        self.next_var += 1;
+        id
+    }
+
+    /// Declares variables in the current activation (a fresh slot or context slot each).
+    fn declare_locals(&mut self, names: &[String], span: Span) -> CResult<Vec<Storage>> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for n in names {
+            if !seen.insert(n) {
+                return self.error(span, format!("local '{n}' is declared twice"));
+            }
+            let id = self.fresh_var_id();
+            let storage = if self.captured.contains(&id) {
+                let s = self.scope_mut();
+                s.ctx_size += 1;
+                Storage::Ctx(s.ctx_size - 1)
+            } else {
+                let s = self.scope_mut();
+                s.num_locals += 1;
+                Storage::Slot((s.num_args + s.num_locals) as u16)
+            };
+            self.scope_mut().vars.push(Var {
+                name: n.clone(),
+                id,
+                storage,
+            });
+            out.push(storage);
+        }
+        Ok(out)
+    }
+
+    /// A hidden frame slot (loop counters and limits).
+    fn hidden_slot(&mut self) -> u16 {
+        let s = self.scope_mut();
+        s.num_locals += 1;
+        (s.num_args + s.num_locals) as u16
+    }
+
+    // ---- emission ---------------------------------------------------------------------
+
+    fn emit(&mut self, op: Op) -> usize {
+        let effect: isize = match op {
+            Op::Dup
+            | Op::PushSlot(_)
+            | Op::PushCtx { .. }
+            | Op::PushField(_)
+            | Op::PushLiteral(_)
+            | Op::PushInt(_)
+            | Op::PushNil
+            | Op::PushTrue
+            | Op::PushFalse
+            | Op::PushGlobal(_)
+            | Op::PushBlock(_) => 1,
+            Op::Pop | Op::StoreSlot(_) | Op::StoreCtx { .. } | Op::StoreField(_) => -1,
+            Op::Send(s) | Op::SuperSend(s) => -(self.scope().sites[s as usize].argc as isize),
+            Op::Add(_)
+            | Op::Sub(_)
+            | Op::Mul(_)
+            | Op::Lt(_)
+            | Op::Gt(_)
+            | Op::Le(_)
+            | Op::Ge(_)
+            | Op::Eq(_)
+            | Op::At(_) => -1,
+            Op::AtPut(_) => -2,
+            Op::ReturnLocal | Op::ReturnNonLocal(_) => -1,
+            Op::JumpIf { mode, .. } => {
+                if mode == JumpMode::Pop {
+                    -1
+                } else {
+                    // Taken: stays; not taken: popped. The fall-through path is what
+                    // the emitter continues with.
+                    -1
+                }
+            }
+            Op::ReturnSelf
+            | Op::Jump(_)
+            | Op::BackJump { .. }
+            | Op::ForTest { .. }
+            | Op::ForStep { .. }
+            | Op::JumpIfNil { .. } => 0,
+        };
+        let line = self.line;
+        let s = self.scope_mut();
+        s.ops.push(op);
+        s.lines.push(line);
+        s.depth = (s.depth as isize + effect).max(0) as usize;
+        s.max_depth = s.max_depth.max(s.depth);
+        s.ops.len() - 1
+    }
+
+    fn pc(&self) -> u32 {
+        self.scope().ops.len() as u32
+    }
+
+    fn set_depth(&mut self, d: usize) {
+        let s = self.scope_mut();
+        s.depth = d;
+        s.max_depth = s.max_depth.max(d);
+    }
+    fn depth(&self) -> usize {
+        self.scope().depth
+    }
+
+    /// Points the jump at `at` to the current pc.
+    fn patch(&mut self, at: usize) {
+        let here = self.pc();
+        match &mut self.scope_mut().ops[at] {
+            Op::Jump(t)
+            | Op::JumpIf { target: t, .. }
+            | Op::JumpIfNil { target: t, .. }
+            | Op::ForTest { exit: t, .. } => *t = here,
+            other => unreachable!("patching {other:?}"),
+        }
+    }
+
+    fn literal(&mut self, v: Value) -> u16 {
+        let s = self.scope_mut();
+        if let Some(i) = s.literals.iter().position(|&l| l == v) {
+            return i as u16;
+        }
+        s.literals.push(v);
+        (s.literals.len() - 1) as u16
+    }
+
+    fn site(&mut self, selector: &str, argc: usize, is_super: bool) -> u16 {
+        let selector = self.vm.symbol(selector);
+        let s = self.scope_mut();
+        s.sites.push(SendSite {
+            selector,
+            argc: argc as u8,
+            is_super,
+            cache_class: Cell::new(std::ptr::null_mut()),
+            cache_method: Cell::new(std::ptr::null_mut()),
+            misses: Cell::new(0),
+        });
+        (s.sites.len() - 1) as u16
+    }
+
+    // ---- statements and expressions ------------------------------------------------------
+
+    /// Compiles a statement whose value is dropped.
+    fn statement(&mut self, e: &Expr) -> CResult<()> {
+        if let Expr::Assign(name, value, span) = e {
+            self.expr(value)?;
+            self.line = span.line;
+            return self.store(name, *span);
+        }
+        self.expr(e)?;
+        self.emit(Op::Pop);
+        Ok(())
+    }
+
+    /// Compiles `e`, leaving its value on the stack.
+    fn expr(&mut self, e: &Expr) -> CResult<()> {
+        self.line = e.span().line;
+        match e {
+            Expr::Var(name, span) => self.read(name, *span),
+            Expr::Assign(name, value, span) => {
+                self.expr(value)?;
+                self.emit(Op::Dup);
+                self.store(name, *span)
+            }
+            Expr::Literal(lit, _) => {
+                match lit {
+                    Literal::Integer(i) => {
+                        if let Some(small) = num_traits::ToPrimitive::to_i32(i) {
+                            self.emit(Op::PushInt(small));
+                            return Ok(());
+                        }
+                    }
+                    Literal::Symbol(_) | Literal::String(_) | Literal::Double(_) => {}
+                    Literal::Array(_) => {}
+                }
+                let v = self.literal_value(lit);
+                let idx = self.literal(v);
+                self.emit(Op::PushLiteral(idx));
+                Ok(())
+            }
+            Expr::Block(b) => self.block(b),
+            Expr::Return(_, span) => self.error(*span, "'^' may only start the last statement"),
+            Expr::Send {
+                receiver,
+                selector,
+                args,
+                span,
+            } => self.send(receiver, selector, args, *span),
+        }
+    }
+
+    fn literal_value(&mut self, lit: &Literal) -> Value {
+        match lit {
+            Literal::Integer(i) => self.vm.integer(i.clone()),
+            Literal::Double(d) => self.vm.double(*d),
+            Literal::String(s) => self.vm.alloc_string(s),
+            Literal::Symbol(s) => self.vm.symbol(s),
+            Literal::Array(items) => {
+                let vals: Vec<Value> = items.iter().map(|l| self.literal_value(l)).collect();
+                self.vm.alloc_array_from(&vals)
+            }
+        }
+    }
+
+    /// Finds a variable: (index of the declaring scope, its storage, its id).
+    fn resolve(&self, name: &str) -> Option<(usize, Storage, u32)> {
+        for (si, scope) in self.scopes.iter().enumerate().rev() {
+            if let Some(v) = scope.vars.iter().rev().find(|v| v.name == name) {
+                return Some((si, v.storage, v.id));
+            }
+        }
+        None
+    }
+
+    /// Records, in pass one, that the current scope reaches `levels` scopes out.
+    fn note_outer_access(&mut self, declaring: usize, var_id: Option<u32>) {
+        let cur = self.scopes.len() - 1;
+        if declaring == cur {
+            return;
+        }
+        if let Some(id) = var_id {
+            self.captured.insert(id);
+        }
+        for si in declaring..cur {
+            let id = self.scopes[si].id;
+            self.needs_ctx.insert(id);
+        }
+    }
+
+    fn field_index(&self, name: &str) -> Option<u16> {
+        // SAFETY: classes are immortal.
+        let fields = unsafe { &(*self.holder).instance_fields };
+        fields
+            .iter()
+            .rposition(|&f| self.vm.str_of(f) == name)
+            .map(|i| i as u16)
+    }
+
+    fn read(&mut self, name: &str, _span: Span) -> CResult<()> {
+        match name {
+            "self" | "super" => {
+                self.emit(Op::PushSlot(0));
+                return Ok(());
+            }
+            "nil" => {
+                self.emit(Op::PushNil);
+                return Ok(());
+            }
+            "true" => {
+                self.emit(Op::PushTrue);
+                return Ok(());
+            }
+            "false" => {
+                self.emit(Op::PushFalse);
+                return Ok(());
+            }
+            _ => {}
+        }
+        if let Some((si, storage, id)) = self.resolve(name) {
+            self.note_outer_access(si, Some(id));
+            let level = (self.scopes.len() - 1 - si) as u8;
+            match storage {
+                Storage::Slot(n) => {
+                    // Only reachable in pass one for captured variables.
+                    if level == 0 {
+                        self.emit(Op::PushSlot(n))
+                    } else {
+                        self.emit(Op::PushCtx { level, idx: 0 })
+                    }
+                }
+                Storage::Ctx(idx) => self.emit(Op::PushCtx { level, idx }),
+            };
+            return Ok(());
+        }
+        if let Some(i) = self.field_index(name) {
+            self.emit(Op::PushField(i));
+            return Ok(());
+        }
+        let sym = self.vm.symbol(name);
+        let cell = self.vm.global_cell(sym);
+        self.emit(Op::PushGlobal(cell));
+        Ok(())
+    }
+
+    /// Pops the top of the stack into the variable `name`.
+    fn store(&mut self, name: &str, span: Span) -> CResult<()> {
+        if matches!(name, "self" | "super" | "nil" | "true" | "false") {
+            return self.error(span, format!("cannot assign to '{name}'"));
+        }
+        if let Some((si, storage, id)) = self.resolve(name) {
+            self.note_outer_access(si, Some(id));
+            let level = (self.scopes.len() - 1 - si) as u8;
+            match storage {
+                Storage::Slot(n) => {
+                    if level == 0 {
+                        self.emit(Op::StoreSlot(n))
+                    } else {
+                        self.emit(Op::StoreCtx { level, idx: 0 })
+                    }
+                }
+                Storage::Ctx(idx) => self.emit(Op::StoreCtx { level, idx }),
+            };
+            return Ok(());
+        }
+        if let Some(i) = self.field_index(name) {
+            self.emit(Op::StoreField(i));
+            return Ok(());
+        }
+        self.error(span, format!("cannot assign to undeclared variable '{name}'"))
+    }
+
+    fn block(&mut self, b: &BlockDef) -> CResult<()> {
+        let depth = self.scopes.len() as u8;
+        let outer_line = self.line;
+        self.open_scope(&b.params, b.span)?;
+        self.declare_locals(&b.body.locals, b.span)?;
+        self.line = b.span.line;
+        let stmts = &b.body.statements;
+        if stmts.is_empty() {
+            self.emit(Op::PushNil);
+            self.emit(Op::ReturnLocal);
+        }
+        for (i, s) in stmts.iter().enumerate() {
+            if let Expr::Return(e, span) = s {
+                self.expr(e)?;
+                self.line = span.line;
+                // Every enclosing activation up to the method must keep a context.
+                self.note_outer_access(0, None);
+                self.emit(Op::ReturnNonLocal(depth));
+                break;
+            }
+            if i + 1 == stmts.len() {
+                self.expr(s)?;
+                self.emit(Op::ReturnLocal);
+            } else {
+                self.statement(s)?;
+            }
+        }
+        let code = self.close_scope(depth);
+        self.line = outer_line;
+        if !self.pass_two() {
+            // Pass one only needs the shape of the code: no method object.
+            let idx = self.literal(self.vm.nil);
+            self.emit(Op::PushBlock(idx));
+            return Ok(());
+        }
+        let selector = match b.params.len() {
+            0 => "value",
+            1 => "value:",
+            _ => "value:with:",
+        };
+        let sig = self.vm.symbol(selector);
+        let method = self.new_method(sig, b.params.len(), None);
+        // SAFETY: freshly created, immortal.
+        unsafe { (*method).body = MethodBody::Code(Box::new(code)) };
+        let idx = self.literal(Value::from_ptr(method));
+        self.emit(Op::PushBlock(idx));
+        Ok(())
+    }
+
+    // ---- sends and inlining ---------------------------------------------------------------
+
+    fn send(&mut self, receiver: &Expr, selector: &str, args: &[Expr], span: Span) -> CResult<()> {
+        if self.try_inline(receiver, selector, args)? {
+            return Ok(());
+        }
+        let is_super = matches!(receiver, Expr::Var(n, _) if n == "super");
+        self.expr(receiver)?;
+        for a in args {
+            self.expr(a)?;
+        }
+        self.line = span.line;
+        let site = self.site(selector, args.len(), is_super);
+        if is_super {
+            self.emit(Op::SuperSend(site));
+            return Ok(());
+        }
+        if selector == "at:put:" {
+            self.emit(Op::AtPut(site));
+            return Ok(());
+        }
+        if let Some((_, op)) = SPECIAL_BINARY.iter().find(|(s, _)| *s == selector) {
+            self.emit(op(site));
+        } else {
+            self.emit(Op::Send(site));
+        }
+        Ok(())
+    }
+
+    fn literal_block(e: &Expr, params: usize) -> Option<&BlockDef> {
+        match e {
+            Expr::Block(b) if b.params.len() == params => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Emits an inlined control structure if `selector` with these arguments is one.
+    fn try_inline(&mut self, receiver: &Expr, selector: &str, args: &[Expr]) -> CResult<bool> {
+        let b0 = |n| args.first().and_then(|a| Self::literal_block(a, n));
+        let b1 = |n| args.get(1).and_then(|a| Self::literal_block(a, n));
+        match selector {
+            "ifTrue:" | "ifFalse:" => {
+                let Some(body) = b0(0) else { return Ok(false) };
+                self.expr(receiver)?;
+                let d = self.depth();
+                let j = self.emit(Op::JumpIf {
+                    target: 0,
+                    when: selector == "ifFalse:",
+                    mode: JumpMode::NilIfTaken,
+                });
+                self.inline_body(body, &[])?;
+                self.patch(j);
+                self.set_depth(d);
+            }
+            "ifTrue:ifFalse:" | "ifFalse:ifTrue:" => {
+                let (Some(a), Some(b)) = (b0(0), b1(0)) else {
+                    return Ok(false);
+                };
+                self.expr(receiver)?;
+                let d = self.depth();
+                let j = self.emit(Op::JumpIf {
+                    target: 0,
+                    when: selector == "ifFalse:ifTrue:",
+                    mode: JumpMode::Pop,
+                });
+                self.inline_body(a, &[])?;
+                let end = self.emit(Op::Jump(0));
+                self.patch(j);
+                self.set_depth(d - 1);
+                self.inline_body(b, &[])?;
+                self.patch(end);
+                self.set_depth(d);
+            }
+            "and:" | "or:" => {
+                let Some(body) = b0(0) else { return Ok(false) };
+                self.expr(receiver)?;
+                let d = self.depth();
+                let j = self.emit(Op::JumpIf {
+                    target: 0,
+                    when: selector == "or:",
+                    mode: JumpMode::KeepIfTaken,
+                });
+                self.inline_body(body, &[])?;
+                self.patch(j);
+                self.set_depth(d);
+            }
+            "whileTrue:" | "whileFalse:" => {
+                let (Some(cond), Some(body)) = (Self::literal_block(receiver, 0), b0(0)) else {
+                    return Ok(false);
+                };
+                let d = self.depth();
+                let head = self.pc();
+                self.inline_body(cond, &[])?;
+                let exit = self.emit(Op::JumpIf {
+                    target: 0,
+                    when: selector == "whileFalse:",
+                    mode: JumpMode::Pop,
+                });
+                self.inline_body(body, &[])?;
+                self.emit(Op::Pop);
+                self.back_jump(head);
+                self.patch(exit);
+                self.set_depth(d);
+                self.emit(Op::PushNil);
+            }
+            "to:do:" | "downTo:do:" => {
+                let Some(body) = b1(1) else { return Ok(false) };
+                let down = selector == "downTo:do:";
+                self.expr(receiver)?;
+                let counter = self.hidden_slot();
+                let limit = self.hidden_slot();
+                self.emit(Op::Dup);
+                self.emit(Op::StoreSlot(counter));
+                self.expr(&args[0])?;
+                self.emit(Op::StoreSlot(limit));
+                let d = self.depth();
+                let head = self.pc();
+                let test = self.emit(Op::ForTest {
+                    counter,
+                    limit,
+                    exit: 0,
+                    down,
+                });
+                self.inline_body(body, &[counter])?;
+                self.emit(Op::Pop);
+                self.emit(Op::ForStep { counter, down });
+                self.back_jump(head);
+                self.patch(test);
+                self.set_depth(d);
+            }
+            "ifNil:" | "ifNotNil:" => {
+                let params = if selector == "ifNil:" { 0 } else { 1 };
+                let body = match b0(params) {
+                    Some(b) => b,
+                    None if params == 1 => match b0(0) {
+                        Some(b) => b,
+                        None => return Ok(false),
+                    },
+                    None => return Ok(false),
+                };
+                self.expr(receiver)?;
+                let d = self.depth();
+                let j = self.emit(Op::JumpIfNil {
+                    target: 0,
+                    when: selector == "ifNotNil:",
+                });
+                self.bind_or_pop(body)?;
+                self.patch(j);
+                self.set_depth(d);
+            }
+            "ifNil:ifNotNil:" | "ifNotNil:ifNil:" => {
+                let nil_first = selector == "ifNil:ifNotNil:";
+                let (nil_arg, val_arg) = if nil_first { (0, 1) } else { (1, 0) };
+                let nil_body = args
+                    .get(nil_arg)
+                    .and_then(|a| Self::literal_block(a, 0));
+                let val_body = args.get(val_arg).and_then(|a| {
+                    Self::literal_block(a, 1).or_else(|| Self::literal_block(a, 0))
+                });
+                let (Some(nb), Some(vb)) = (nil_body, val_body) else {
+                    return Ok(false);
+                };
+                self.expr(receiver)?;
+                let d = self.depth();
+                // Jump to the not-nil branch when not nil.
+                let j = self.emit(Op::JumpIfNil {
+                    target: 0,
+                    when: false,
+                });
+                self.emit(Op::Pop);
+                self.inline_body(nb, &[])?;
+                let end = self.emit(Op::Jump(0));
+                self.patch(j);
+                self.set_depth(d);
+                self.bind_or_pop(vb)?;
+                self.patch(end);
+                self.set_depth(d);
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// With the tested value on the stack: binds it to the block's parameter (if any)
+    /// and runs the block body inline.
+    fn bind_or_pop(&mut self, body: &BlockDef) -> CResult<()> {
+        if body.params.is_empty() {
+            self.emit(Op::Pop);
+            return self.inline_body(body, &[]);
+        }
+        let tmp = self.hidden_slot();
+        self.emit(Op::StoreSlot(tmp));
+        self.inline_body(body, &[tmp])
+    }
+
+    fn back_jump(&mut self, head: u32) {
+        let counter = self.scope().backedges;
+        self.scope_mut().backedges += 1;
+        self.emit(Op::BackJump {
+            target: head,
+            counter,
+        });
+    }
+
+    /// Compiles a literal block's body in place, leaving its value on the stack. Its
+    /// parameters are bound from the frame slots `args`; its locals start as nil.
+    fn inline_body(&mut self, b: &BlockDef, args: &[u16]) -> CResult<()> {
+        let mark = self.scope().vars.len();
+        let mut seen = HashSet::new();
+        for p in &b.params {
+            if !seen.insert(p) {
+                return self.error(b.span, format!("argument '{p}' is declared twice"));
+            }
+        }
+        let params = self.declare_locals(&b.params, b.span)?;
+        for (storage, &src) in params.iter().zip(args) {
+            self.emit(Op::PushSlot(src));
+            self.store_to(*storage);
+        }
+        let locals = self.declare_locals(&b.body.locals, b.span)?;
+        for storage in locals {
+            self.emit(Op::PushNil);
+            self.store_to(storage);
+        }
+        let stmts = &b.body.statements;
+        if stmts.is_empty() {
+            self.emit(Op::PushNil);
+        }
+        for (i, s) in stmts.iter().enumerate() {
+            if let Expr::Return(e, span) = s {
+                self.expr(e)?;
+                self.line = span.line;
+                let depth = (self.scopes.len() - 1) as u8;
+                if depth == 0 {
+                    self.emit(Op::ReturnLocal);
+                } else {
+                    self.note_outer_access(0, None);
+                    self.emit(Op::ReturnNonLocal(depth));
+                }
+                // Unreachable, but keeps the stack shape of "a value was produced".
+                self.emit(Op::PushNil);
+                break;
+            }
+            if i + 1 == stmts.len() {
+                self.expr(s)?;
+            } else {
+                self.statement(s)?;
+            }
+        }
+        self.scope_mut().vars.truncate(mark);
+        Ok(())
+    }
+
+    fn store_to(&mut self, storage: Storage) {
+        match storage {
+            Storage::Slot(n) => self.emit(Op::StoreSlot(n)),
+            Storage::Ctx(idx) => self.emit(Op::StoreCtx { level: 0, idx }),
+        };
+    }
+}

@@ -1,0 +1,241 @@
+//! Layouts of heap objects. Every object starts with a [`Header`] (its class, its kind,
+//! its identity hash); the kind tells the collector and the primitives what follows.
+//!
+//! Objects that hold Rust data structures (classes with their method dictionaries,
+//! methods with their bytecode) are *immortal*: allocated once with `Box::leak` and kept
+//! in the universe's registries, which the collector scans as roots. Everything else
+//! (instances, arrays, strings, big integers, boxed doubles, blocks, contexts) lives in
+//! the collected heap (`heap`) and contains only words and bytes.
+//!
+//! # Safety invariant
+//! The VM runs on one thread. Heap objects never move and are never freed while
+//! reachable. Accessors that turn a [`Value`] into a reference (`unsafe fn as_ref`)
+//! require that the value really points to an object of that layout (checked through
+//! the header kind by the callers) and that the reference does not outlive the object.
+
+use crate::bytecode::Code;
+use crate::primitives::PrimFn;
+use crate::value::Value;
+use std::cell::Cell;
+use std::collections::HashMap;
+
+/// What kind of object follows a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// An instance of a user class: `Slots` with its fields.
+    Instance,
+    /// An `Array`: `Slots` with its elements.
+    Array,
+    String,
+    Symbol,
+    BigInt,
+    Double,
+    Block,
+    Context,
+    /// Immortal: a `Method` (class `Method` or `Primitive`).
+    Method,
+    /// Immortal: a `Class` (class or metaclass).
+    Class,
+}
+
+#[repr(C)]
+pub struct Header {
+    pub class: Cell<*mut Class>,
+    pub kind: Kind,
+    pub flags: u8,
+    pub hash: u32,
+}
+
+/// Returns a reference to the object `v` points to.
+///
+/// # Safety
+/// `v` must point to a live object whose layout is `T` (see the module invariant).
+#[inline(always)]
+pub unsafe fn as_ref<'a, T>(v: Value) -> &'a mut T {
+    &mut *v.as_ptr::<T>()
+}
+
+/// The header of the object `v` points to.
+///
+/// # Safety
+/// `v.is_ptr()` must hold.
+#[inline(always)]
+pub unsafe fn header<'a>(v: Value) -> &'a Header {
+    &*v.as_ptr::<Header>()
+}
+
+/// Instances and arrays: a length and that many values.
+#[repr(C)]
+pub struct Slots {
+    pub header: Header,
+    pub len: usize,
+}
+
+impl Slots {
+    #[inline(always)]
+    pub fn items(&mut self) -> &mut [Value] {
+        // SAFETY: the allocator reserved `len` words right after this struct.
+        unsafe {
+            let p = (self as *mut Slots).add(1) as *mut Value;
+            std::slice::from_raw_parts_mut(p, self.len)
+        }
+    }
+}
+
+/// Strings and symbols: immutable UTF-8 bytes.
+#[repr(C)]
+pub struct Str {
+    pub header: Header,
+    pub byte_len: usize,
+    /// Number of characters (code points): what `length` answers.
+    pub char_len: usize,
+}
+
+impl Str {
+    pub fn as_str(&self) -> &str {
+        // SAFETY: the allocator copied `byte_len` bytes of a valid `&str` after the struct.
+        unsafe {
+            let p = (self as *const Str).add(1) as *const u8;
+            std::str::from_utf8_unchecked(std::slice::from_raw_parts(p, self.byte_len))
+        }
+    }
+}
+
+/// A large integer, stored as sign and magnitude in base 2^64, least significant first.
+#[repr(C)]
+pub struct BigIntObj {
+    pub header: Header,
+    pub negative: u64,
+    pub ndigits: usize,
+}
+
+impl BigIntObj {
+    pub fn digits(&self) -> &[u64] {
+        // SAFETY: the allocator reserved `ndigits` words after the struct.
+        unsafe {
+            let p = (self as *const BigIntObj).add(1) as *const u64;
+            std::slice::from_raw_parts(p, self.ndigits)
+        }
+    }
+}
+
+/// A double without an immediate encoding.
+#[repr(C)]
+pub struct BoxedDouble {
+    pub header: Header,
+    pub value: f64,
+}
+
+/// A closure: its code, the context it was created in, and the self of its home method.
+#[repr(C)]
+pub struct Block {
+    pub header: Header,
+    pub method: *mut Method,
+    /// The creating activation's context, or `Value::EMPTY` if the block needs none.
+    pub context: Value,
+    pub receiver: Value,
+}
+
+/// Variables captured by blocks, split off the frame (PySOM's "inner").
+#[repr(C)]
+pub struct Context {
+    pub header: Header,
+    /// The lexically enclosing context, or `Value::EMPTY`.
+    pub outer: Value,
+    /// For a method's context: 1 while the method's activation is running, 0 after it
+    /// returned (a non-local return to it must then send `escapedBlock:`).
+    pub alive: u64,
+    pub len: usize,
+}
+
+impl Context {
+    #[inline(always)]
+    pub fn slots(&mut self) -> &mut [Value] {
+        // SAFETY: the allocator reserved `len` words right after this struct.
+        unsafe {
+            let p = (self as *mut Context).add(1) as *mut Value;
+            std::slice::from_raw_parts_mut(p, self.len)
+        }
+    }
+}
+
+/// What runs when a method is invoked.
+pub enum MethodBody {
+    Code(Box<Code>),
+    Primitive(PrimFn),
+    /// Declared `primitive` but the VM has no implementation for it.
+    MissingPrimitive,
+}
+
+/// A method or a block body (immortal).
+#[repr(C)]
+pub struct Method {
+    pub header: Header,
+    pub signature: Value,
+    pub holder: Cell<*mut Class>,
+    pub num_args: usize,
+    pub body: MethodBody,
+    /// For blocks: the method the block is lexically inside (for backtraces).
+    pub enclosing: *mut Method,
+}
+
+impl Method {
+    pub fn code(&self) -> Option<&Code> {
+        match &self.body {
+            MethodBody::Code(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn is_primitive(&self) -> bool {
+        !matches!(self.body, MethodBody::Code(_))
+    }
+}
+
+/// A class or a metaclass (immortal). Its class is its metaclass; a metaclass's class
+/// is `Metaclass`.
+#[repr(C)]
+pub struct Class {
+    pub header: Header,
+    pub name: Value,
+    /// The superclass, or nil.
+    pub superclass: Value,
+    /// All instance field names (Symbols), inherited ones first.
+    pub instance_fields: Vec<Value>,
+    /// Own methods in source order.
+    pub methods: Vec<*mut Method>,
+    /// Own methods by selector.
+    pub dict: HashMap<Value, *mut Method, BuildPtrHasher>,
+    /// The values of the class-side fields (declared by the metaclass).
+    pub class_slots: Vec<Value>,
+    pub is_metaclass: bool,
+    /// The layout of this class's instances.
+    pub instance_kind: Kind,
+}
+
+/// Hashes pointer-sized keys (symbols, classes) cheaply: they are already unique.
+#[derive(Default, Clone, Copy)]
+pub struct BuildPtrHasher;
+
+impl std::hash::BuildHasher for BuildPtrHasher {
+    type Hasher = PtrHasher;
+    fn build_hasher(&self) -> PtrHasher {
+        PtrHasher(0)
+    }
+}
+
+pub struct PtrHasher(u64);
+
+impl std::hash::Hasher for PtrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (i >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}

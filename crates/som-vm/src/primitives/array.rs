@@ -1,0 +1,71 @@
+//! Array primitives: bounds-checked, 1-based element access and creation.
+
+use super::{args, class_name_of, PrimEntry};
+use crate::interpreter::Frame;
+use crate::object::{as_ref, Class, Kind, Slots};
+use crate::unwind::VmResult;
+use crate::universe::Vm;
+use crate::value::Value;
+
+/// The 0-based slot for a 1-based index, or a SOM-level error.
+fn slot<'a>(vm: &Vm, arr: Value, idx: Value, op: &str) -> VmResult<&'a mut Value> {
+    if !vm.is_kind(arr, Kind::Array) {
+        return vm.err(format!(
+            "{op}: expected an Array but got an instance of {}",
+            class_name_of(vm, arr)
+        ));
+    }
+    // SAFETY: checked kind.
+    let items = unsafe { as_ref::<Slots>(arr).items() };
+    let len = items.len();
+    match idx.get_int() {
+        Some(i) if i >= 1 && i as usize <= len => Ok(&mut items[i as usize - 1]),
+        Some(i) => vm.err(format!("Index {i} out of bounds for an Array of length {len}")),
+        None => vm.err(format!(
+            "{op}: the index must be an Integer, not an instance of {}",
+            class_name_of(vm, idx)
+        )),
+    }
+}
+
+fn at(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, i] = args(f, argc);
+    Ok(*slot(vm, a, i, "at:")?)
+}
+
+/// `at:put:` answers the receiver.
+fn at_put(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, i, v] = args(f, argc);
+    *slot(vm, a, i, "at:put:")? = v;
+    Ok(a)
+}
+
+fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    if !vm.is_kind(a, Kind::Array) {
+        return vm.err("length: expected an Array");
+    }
+    // SAFETY: checked kind.
+    Ok(Value::int(unsafe { as_ref::<Slots>(a).len } as i64))
+}
+
+/// `Array class>>new:`: an Array (or instance of an Array subclass) of nils.
+fn new_with_length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [c, n] = args(f, argc);
+    let Some(n) = n.get_int().filter(|n| (0..1 << 32).contains(n)) else {
+        return vm.err("new: expects a non-negative Integer length");
+    };
+    let class: *mut Class = if vm.is_kind(c, Kind::Class) {
+        c.as_ptr()
+    } else {
+        vm.classes.array
+    };
+    Ok(vm.alloc_slots(Kind::Array, class, n as usize))
+}
+
+pub const PRIMITIVES: &[PrimEntry] = &[
+    ("Array", false, "at:", at),
+    ("Array", false, "at:put:", at_put),
+    ("Array", false, "length", length),
+    ("Array", true, "new:", new_with_length),
+];

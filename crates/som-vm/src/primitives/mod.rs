@@ -1,0 +1,90 @@
+//! The VM's primitives: native implementations of the methods the core library
+//! declares `primitive` (the 92 of the standard library). A primitive finds its receiver
+//! and arguments on top of the caller's operand stack (`Frame::args`) and answers a
+//! value or an unwind (error, exit, restart). `lookup` binds a declared primitive to its
+//! implementation when a class is loaded; declared primitives without one stay unbound
+//! and fail with a SOM-level error when called.
+//!
+//! The hot cases of arithmetic, comparison and `at:`/`at:put:` are also inlined into the
+//! bytecode handlers (`interpreter::handlers`); the code here is their general path.
+
+pub mod array;
+pub mod block;
+pub mod numbers;
+pub mod object;
+pub mod string;
+pub mod system;
+
+use crate::interpreter::Frame;
+use crate::object::Class;
+use crate::unwind::VmResult;
+use crate::universe::Vm;
+use crate::value::Value;
+
+/// A primitive: `(vm, caller frame, argument count) -> answer`.
+pub type PrimFn = fn(&mut Vm, &mut Frame, usize) -> VmResult<Value>;
+
+/// One row of the primitive table: class name, class side?, selector, function.
+pub type PrimEntry = (&'static str, bool, &'static str, PrimFn);
+
+/// The implementation of `holder>>selector`, if the VM has one.
+pub fn lookup(vm: &Vm, holder: *mut Class, selector: &str) -> Option<PrimFn> {
+    // SAFETY: classes are immortal.
+    let (name, meta) = unsafe {
+        let c = &*holder;
+        let name = vm.str_of(c.name);
+        (name.strip_suffix(" class").unwrap_or(name), c.is_metaclass)
+    };
+    [
+        object::PRIMITIVES,
+        numbers::PRIMITIVES,
+        string::PRIMITIVES,
+        array::PRIMITIVES,
+        block::PRIMITIVES,
+        system::PRIMITIVES,
+    ]
+    .iter()
+    .flat_map(|t| t.iter())
+    .find(|(c, side, s, _)| *c == name && *side == meta && *s == selector)
+    .map(|e| e.3)
+}
+
+/// The receiver and `N - 1` arguments of a primitive, copied off the stack.
+#[inline(always)]
+pub fn args<const N: usize>(f: &mut Frame, argc: usize) -> [Value; N] {
+    debug_assert_eq!(argc + 1, N);
+    let mut out = [Value::EMPTY; N];
+    out.copy_from_slice(f.args(N - 1));
+    out
+}
+
+/// A short description of a value's class for error messages.
+pub fn class_name_of(vm: &Vm, v: Value) -> String {
+    vm.class_name(vm.class_of(v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_the_92_standard_primitives_and_no_duplicates() {
+        let all: Vec<&PrimEntry> = [
+            object::PRIMITIVES,
+            numbers::PRIMITIVES,
+            string::PRIMITIVES,
+            array::PRIMITIVES,
+            block::PRIMITIVES,
+            system::PRIMITIVES,
+        ]
+        .iter()
+        .flat_map(|t| t.iter())
+        .collect();
+        assert_eq!(all.len(), 92);
+        let mut keys: Vec<_> = all.iter().map(|e| (e.0, e.1, e.2)).collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), 92);
+        assert_eq!(all.iter().filter(|e| e.1).count(), 4);
+    }
+}

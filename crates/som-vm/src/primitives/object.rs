@@ -1,0 +1,303 @@
+//! Primitives of Object (identity, class, reflection on fields, `perform:` family),
+//! Class (name, superclass, fields, methods, `new`) and Method/Primitive (signature,
+//! holder, `invokeOn:with:`).
+
+use super::{args, class_name_of, numbers, PrimEntry};
+use crate::interpreter::send::{invoke, send_values, send_values_in};
+use crate::interpreter::Frame;
+use crate::object::{as_ref, header, Class, Kind, Method, Slots, Str};
+use crate::unwind::VmResult;
+use crate::universe::Vm;
+use crate::value::Value;
+use std::cmp::Ordering;
+
+/// `==`: identity; numbers compare by value (they have no identity of their own).
+fn identical(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, b] = args(f, argc);
+    let same = a == b
+        || (numbers::num(vm, a).is_some()
+            && numbers::num(vm, b).is_some()
+            && vm.class_of(a) == vm.class_of(b)
+            && numbers::compare(vm, a, b) == Some(Ordering::Equal));
+    Ok(vm.boolean(same))
+}
+
+fn class(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    Ok(Value::from_ptr(vm.class_of(a)))
+}
+
+fn halt(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    vm.flush();
+    eprintln!("halt: {}\n{}", describe(vm, a), vm.backtrace());
+    Ok(a)
+}
+
+fn inspect(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    use std::io::Write;
+    let text = describe(vm, a);
+    let _ = writeln!(vm.out, "{text}");
+    Ok(a)
+}
+
+/// A one-line description: class and fields.
+fn describe(vm: &Vm, v: Value) -> String {
+    let mut s = format!("an instance of {}", class_name_of(vm, v));
+    if vm.is_kind(v, Kind::Instance) {
+        // SAFETY: checked kind; classes are immortal.
+        let fields = unsafe { &(*vm.class_of(v)).instance_fields };
+        for (i, name) in fields.iter().enumerate() {
+            let fv = vm.read_field(v, i);
+            s.push_str(&format!(" {}: {}", vm.str_of(*name), class_name_of(vm, fv)));
+        }
+    }
+    s
+}
+
+/// `hashcode`: the identity hash, stable for the object's lifetime.
+pub fn identity_hash(vm: &Vm, v: Value) -> i64 {
+    if v.is_int() {
+        v.as_int()
+    } else if let Some(d) = vm.get_double(v) {
+        (d.to_bits() ^ (d.to_bits() >> 32)) as i64 & 0x7fff_ffff
+    } else {
+        // SAFETY: every other value points to an object with a header.
+        unsafe { header(v).hash as i64 }
+    }
+}
+
+fn hashcode(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    Ok(Value::int(identity_hash(vm, a)))
+}
+
+/// `objectSize`: the object's size in bytes.
+fn object_size(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    let size = match vm.kind_of(a) {
+        // SAFETY: checked kinds.
+        Some(Kind::Instance) | Some(Kind::Array) => 24 + 8 * unsafe { as_ref::<Slots>(a).len },
+        Some(Kind::String) | Some(Kind::Symbol) => 32 + unsafe { as_ref::<Str>(a).byte_len },
+        Some(Kind::Class) => std::mem::size_of::<Class>(),
+        Some(Kind::Method) => std::mem::size_of::<Method>(),
+        Some(_) => 32,
+        None => 8,
+    };
+    Ok(Value::int(size as i64))
+}
+
+/// A field index argument (1-based) checked against the receiver's fields.
+fn field_index(vm: &Vm, obj: Value, idx: Value) -> VmResult<usize> {
+    // SAFETY: classes are immortal.
+    let n = unsafe { (*vm.class_of(obj)).instance_fields.len() };
+    match idx.get_int() {
+        Some(i) if i >= 1 && (i as usize) <= n => Ok(i as usize - 1),
+        _ => vm.err(format!(
+            "instVarAt: index {} out of bounds for an instance of {} with {n} fields",
+            numbers::num(vm, idx).map_or("?".to_string(), |n| format!("{n:?}")),
+            class_name_of(vm, obj)
+        )),
+    }
+}
+
+fn inst_var_at(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, i] = args(f, argc);
+    let i = field_index(vm, a, i)?;
+    Ok(vm.read_field(a, i))
+}
+
+fn inst_var_at_put(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, i, v] = args(f, argc);
+    let i = field_index(vm, a, i)?;
+    vm.write_field(a, i, v);
+    Ok(a)
+}
+
+fn inst_var_named(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, name] = args(f, argc);
+    // SAFETY: classes are immortal.
+    let fields = unsafe { &(*vm.class_of(a)).instance_fields };
+    match fields.iter().position(|&n| n == name) {
+        Some(i) => Ok(vm.read_field(a, i)),
+        None => vm.err(format!(
+            "instVarNamed: {} has no field {}",
+            class_name_of(vm, a),
+            vm.get_str(name).unwrap_or("?")
+        )),
+    }
+}
+
+fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
+    if vm.is_kind(v, Kind::Symbol) {
+        Ok(v)
+    } else {
+        vm.err(format!(
+            "{op}: expected a Symbol but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    }
+}
+
+fn expect_array(vm: &Vm, v: Value, op: &str) -> VmResult<Vec<Value>> {
+    if vm.is_kind(v, Kind::Array) {
+        // SAFETY: checked kind.
+        Ok(unsafe { as_ref::<Slots>(v).items().to_vec() })
+    } else {
+        vm.err(format!(
+            "{op}: expected an Array but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    }
+}
+
+fn expect_class(vm: &Vm, v: Value, op: &str) -> VmResult<*mut Class> {
+    if vm.is_kind(v, Kind::Class) {
+        Ok(v.as_ptr())
+    } else {
+        vm.err(format!(
+            "{op}: expected a Class but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    }
+}
+
+fn perform(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [r, sel] = args(f, argc);
+    let sel = expect_symbol(vm, sel, "perform:")?;
+    send_values(vm, f, r, sel, &[])
+}
+
+fn perform_with_arguments(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [r, sel, arr] = args(f, argc);
+    let sel = expect_symbol(vm, sel, "perform:withArguments:")?;
+    let items = expect_array(vm, arr, "perform:withArguments:")?;
+    send_values(vm, f, r, sel, &items)
+}
+
+fn perform_in_superclass(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [r, sel, cls] = args(f, argc);
+    let sel = expect_symbol(vm, sel, "perform:inSuperclass:")?;
+    let cls = expect_class(vm, cls, "perform:inSuperclass:")?;
+    send_values_in(vm, f, r, cls, sel, &[])
+}
+
+fn perform_with_arguments_in_superclass(
+    vm: &mut Vm,
+    f: &mut Frame,
+    argc: usize,
+) -> VmResult<Value> {
+    let [r, sel, arr, cls] = args(f, argc);
+    let op = "perform:withArguments:inSuperclass:";
+    let sel = expect_symbol(vm, sel, op)?;
+    let items = expect_array(vm, arr, op)?;
+    let cls = expect_class(vm, cls, op)?;
+    send_values_in(vm, f, r, cls, sel, &items)
+}
+
+// ---- Class --------------------------------------------------------------------------
+
+fn receiver_class(vm: &Vm, f: &mut Frame, argc: usize) -> VmResult<&'static mut Class> {
+    let [c] = args(f, argc);
+    let p = expect_class(vm, c, "Class")?;
+    // SAFETY: classes are immortal.
+    Ok(unsafe { &mut *p })
+}
+
+fn class_name(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    Ok(receiver_class(vm, f, argc)?.name)
+}
+
+fn class_new(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let c = receiver_class(vm, f, argc)?;
+    Ok(vm.alloc_instance(c))
+}
+
+fn class_superclass(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    Ok(receiver_class(vm, f, argc)?.superclass)
+}
+
+fn class_fields(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let fields = receiver_class(vm, f, argc)?.instance_fields.clone();
+    Ok(vm.alloc_array_from(&fields))
+}
+
+fn class_methods(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let methods: Vec<Value> = receiver_class(vm, f, argc)?
+        .methods
+        .iter()
+        .map(|&m| Value::from_ptr(m))
+        .collect();
+    Ok(vm.alloc_array_from(&methods))
+}
+
+// ---- Method and Primitive ----------------------------------------------------------------
+
+fn receiver_method(vm: &Vm, f: &mut Frame, argc: usize) -> VmResult<&'static Method> {
+    let v = f.args(argc)[0];
+    if vm.is_kind(v, Kind::Method) {
+        // SAFETY: methods are immortal.
+        Ok(unsafe { &*v.as_ptr::<Method>() })
+    } else {
+        vm.err("expected a Method")
+    }
+}
+
+fn method_signature(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    Ok(receiver_method(vm, f, argc)?.signature)
+}
+
+fn method_holder(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    Ok(Value::from_ptr(receiver_method(vm, f, argc)?.holder.get()))
+}
+
+/// `invokeOn:with:`: runs the method on a receiver with an Array of arguments.
+fn method_invoke_on_with(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let method = receiver_method(vm, f, argc)? as *const Method as *mut Method;
+    let [_, rcvr, arr] = args(f, argc);
+    let items = expect_array(vm, arr, "invokeOn:with:")?;
+    let saved = f.sp;
+    if f.top() as usize + (items.len() + 1) * 8 > vm.stack.as_ptr_range().end as usize {
+        return vm.err("Stack overflow");
+    }
+    f.push(rcvr);
+    for v in &items {
+        f.push(*v);
+    }
+    let r = invoke(vm, f, method, items.len());
+    f.sp = saved;
+    r
+}
+
+pub const PRIMITIVES: &[PrimEntry] = &[
+    ("Object", false, "==", identical),
+    ("Object", false, "class", class),
+    ("Object", false, "halt", halt),
+    ("Object", false, "hashcode", hashcode),
+    ("Object", false, "inspect", inspect),
+    ("Object", false, "instVarAt:", inst_var_at),
+    ("Object", false, "instVarAt:put:", inst_var_at_put),
+    ("Object", false, "instVarNamed:", inst_var_named),
+    ("Object", false, "objectSize", object_size),
+    ("Object", false, "perform:", perform),
+    ("Object", false, "perform:inSuperclass:", perform_in_superclass),
+    ("Object", false, "perform:withArguments:", perform_with_arguments),
+    (
+        "Object",
+        false,
+        "perform:withArguments:inSuperclass:",
+        perform_with_arguments_in_superclass,
+    ),
+    ("Class", false, "fields", class_fields),
+    ("Class", false, "methods", class_methods),
+    ("Class", false, "name", class_name),
+    ("Class", false, "new", class_new),
+    ("Class", false, "superclass", class_superclass),
+    ("Method", false, "holder", method_holder),
+    ("Method", false, "invokeOn:with:", method_invoke_on_with),
+    ("Method", false, "signature", method_signature),
+    ("Primitive", false, "holder", method_holder),
+    ("Primitive", false, "invokeOn:with:", method_invoke_on_with),
+    ("Primitive", false, "signature", method_signature),
+];

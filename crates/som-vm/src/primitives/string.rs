@@ -1,0 +1,118 @@
+//! String and Symbol primitives. Strings are immutable UTF-8; lengths and indices count
+//! characters (code points), and hashes depend only on the content.
+
+use super::{args, class_name_of, PrimEntry};
+use crate::interpreter::Frame;
+use crate::object::Kind;
+use crate::unwind::VmResult;
+use crate::universe::Vm;
+use crate::value::Value;
+
+fn text<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
+    vm.get_str(v).ok_or_else(|| {
+        vm.error(format!(
+            "{op}: expected a String but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    })
+}
+
+/// `=`: equal content with a String or Symbol; anything else is unequal.
+fn string_eq(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, b] = args(f, argc);
+    let eq = match (vm.get_str(a), vm.get_str(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => false,
+    };
+    Ok(vm.boolean(eq))
+}
+
+fn as_symbol(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    let s = text(vm, a, "asSymbol")?;
+    Ok(vm.symbol(s))
+}
+
+fn concatenate(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, b] = args(f, argc);
+    let s = format!("{}{}", text(vm, a, "concatenate:")?, text(vm, b, "concatenate:")?);
+    Ok(vm.alloc_string(&s))
+}
+
+/// A content hash (FNV-1a), non-negative and small.
+pub fn content_hash(s: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.bytes() {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    (h & 0x3fff_ffff) as i64
+}
+
+fn string_hash(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    Ok(Value::int(content_hash(text(vm, a, "hashcode")?)))
+}
+
+fn all_chars(vm: &mut Vm, f: &mut Frame, argc: usize, pred: fn(char) -> bool) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    let s = text(vm, a, "is...")?;
+    Ok(vm.boolean(!s.is_empty() && s.chars().all(pred)))
+}
+
+fn is_digits(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    all_chars(vm, f, argc, |c| c.is_ascii_digit())
+}
+fn is_letters(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    all_chars(vm, f, argc, char::is_alphabetic)
+}
+fn is_white_space(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    all_chars(vm, f, argc, char::is_whitespace)
+}
+
+fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    if !(vm.is_kind(a, Kind::String) || vm.is_kind(a, Kind::Symbol)) {
+        return vm.err("length: expected a String");
+    }
+    // SAFETY: checked kind.
+    let n = unsafe { crate::object::as_ref::<crate::object::Str>(a).char_len };
+    Ok(Value::int(n as i64))
+}
+
+/// `primSubstringFrom:to:`: characters start..end (1-based, inclusive); an empty string
+/// when the range is empty or outside the string.
+fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a, from, to] = args(f, argc);
+    let s = text(vm, a, "primSubstringFrom:to:")?;
+    let (Some(from), Some(to)) = (from.get_int(), to.get_int()) else {
+        return vm.err("primSubstringFrom:to: expects Integer bounds");
+    };
+    let start = from.max(1) as usize - 1;
+    let end = to.max(0) as usize;
+    let sub: String = if end > start {
+        s.chars().skip(start).take(end - start).collect()
+    } else {
+        String::new()
+    };
+    Ok(vm.alloc_string(&sub))
+}
+
+fn symbol_as_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [a] = args(f, argc);
+    let s = text(vm, a, "asString")?;
+    Ok(vm.alloc_string(s))
+}
+
+pub const PRIMITIVES: &[PrimEntry] = &[
+    ("String", false, "=", string_eq),
+    ("String", false, "asSymbol", as_symbol),
+    ("String", false, "concatenate:", concatenate),
+    ("String", false, "hashcode", string_hash),
+    ("String", false, "isDigits", is_digits),
+    ("String", false, "isLetters", is_letters),
+    ("String", false, "isWhiteSpace", is_white_space),
+    ("String", false, "length", length),
+    ("String", false, "primSubstringFrom:to:", substring),
+    ("Symbol", false, "asString", symbol_as_string),
+];

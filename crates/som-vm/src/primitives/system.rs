@@ -1,0 +1,143 @@
+//! System primitives: globals, class loading, output, time, exit, stack traces.
+
+use super::{args, class_name_of, PrimEntry};
+use crate::interpreter::Frame;
+use crate::object::Kind;
+use crate::unwind::{Unwind, VmResult};
+use crate::universe::Vm;
+use crate::value::Value;
+use std::io::Write;
+
+fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
+    if vm.is_kind(v, Kind::Symbol) {
+        Ok(v)
+    } else {
+        vm.err(format!(
+            "{op}: expected a Symbol but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    }
+}
+
+fn global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, name] = args(f, argc);
+    let name = expect_symbol(vm, name, "global:")?;
+    Ok(vm.global(name).unwrap_or(vm.nil))
+}
+
+/// `global:put:` answers the receiver.
+fn global_put(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s, name, v] = args(f, argc);
+    let name = expect_symbol(vm, name, "global:put:")?;
+    vm.set_global(name, v);
+    Ok(s)
+}
+
+fn has_global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, name] = args(f, argc);
+    let name = expect_symbol(vm, name, "hasGlobal:")?;
+    Ok(vm.boolean(vm.global(name).is_some()))
+}
+
+fn load(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, name] = args(f, argc);
+    let name = expect_symbol(vm, name, "load:")?;
+    Ok(vm.load_class(name)?.unwrap_or(vm.nil))
+}
+
+fn load_file(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, name] = args(f, argc);
+    let Some(path) = vm.get_str(name) else {
+        return vm.err("loadFile: expects a String");
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(vm.alloc_string(&text)),
+        Err(_) => Ok(vm.nil),
+    }
+}
+
+fn exit(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, code] = args(f, argc);
+    match code.get_int() {
+        Some(c) => Err(Unwind::Exit(c as i32)),
+        None => vm.err("exit: expects an Integer status"),
+    }
+}
+
+fn text_of<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
+    vm.get_str(v).ok_or_else(|| {
+        vm.error(format!(
+            "{op}: expected a String but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    })
+}
+
+fn print_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s, v] = args(f, argc);
+    let t = text_of(vm, v, "printString:")?;
+    let _ = vm.out.write_all(t.as_bytes());
+    Ok(s)
+}
+
+fn print_newline(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s] = args(f, argc);
+    let _ = vm.out.write_all(b"\n");
+    Ok(s)
+}
+
+fn error_print(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s, v] = args(f, argc);
+    let t = text_of(vm, v, "errorPrint:")?;
+    vm.flush();
+    eprint!("{t}");
+    Ok(s)
+}
+
+fn error_println(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s, v] = args(f, argc);
+    let t = text_of(vm, v, "errorPrintln:")?;
+    vm.flush();
+    eprintln!("{t}");
+    Ok(s)
+}
+
+fn print_stack_trace(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [s] = args(f, argc);
+    vm.flush();
+    eprint!("Traceback (innermost first):\n{}", vm.backtrace());
+    Ok(s)
+}
+
+/// `ticks`: microseconds since the VM started (always positive).
+fn ticks(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
+    Ok(Value::int(vm.start_time.elapsed().as_micros() as i64 + 1))
+}
+
+/// `time`: milliseconds since the VM started.
+fn time(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
+    Ok(Value::int(vm.start_time.elapsed().as_millis() as i64))
+}
+
+/// `fullGC`: answers whether a collection happened. The heap does not collect yet
+/// (see `heap`), so this honestly answers false.
+fn full_gc(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
+    Ok(vm.false_)
+}
+
+pub const PRIMITIVES: &[PrimEntry] = &[
+    ("System", false, "global:", global),
+    ("System", false, "global:put:", global_put),
+    ("System", false, "hasGlobal:", has_global),
+    ("System", false, "load:", load),
+    ("System", false, "loadFile:", load_file),
+    ("System", false, "exit:", exit),
+    ("System", false, "printString:", print_string),
+    ("System", false, "printNewline", print_newline),
+    ("System", false, "errorPrint:", error_print),
+    ("System", false, "errorPrintln:", error_println),
+    ("System", false, "printStackTrace", print_stack_trace),
+    ("System", false, "ticks", ticks),
+    ("System", false, "time", time),
+    ("System", false, "fullGC", full_gc),
+];

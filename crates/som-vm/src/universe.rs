@@ -1,0 +1,518 @@
+//! The [`Vm`]: the universe of a running program — heap, symbol table, globals, the
+//! core classes, the value stack — and the typed allocation helpers built on the heap's
+//! one allocation API.
+//!
+//! Data flow: `Vm::new` bootstraps the core classes (see `classloader`), the `som` binary
+//! then calls [`Vm::run_main`], which sends `initialize:` to the system object; from
+//! there the interpreter (`interpreter`) runs bytecode and calls primitives
+//! (`primitives`), both of which allocate through the helpers here.
+
+use crate::heap::Heap;
+use crate::interpreter::frame::Frame;
+use crate::object::{
+    as_ref, header, BigIntObj, Block, BoxedDouble, BuildPtrHasher, Class, Context, Kind, Method,
+    Slots, Str,
+};
+use crate::unwind::{Unwind, VmResult};
+use crate::value::Value;
+use num_bigint::{BigInt, Sign};
+use num_traits::ToPrimitive;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Settings the embedder chooses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Directories searched for `<Class>.som`, in order, before the embedded library.
+    pub classpath: Vec<PathBuf>,
+    /// Deepest allowed nesting of activations before a SOM-level stack overflow error.
+    pub max_stack_depth: usize,
+    /// Slots of the value stack (all frames' variables and operand stacks).
+    pub value_stack_slots: usize,
+    /// Size of the native stack of the thread that runs the VM; the VM reports a stack
+    /// overflow before using it up.
+    pub native_stack_bytes: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            classpath: Vec::new(),
+            max_stack_depth: 100_000,
+            value_stack_slots: 8 << 20,
+            native_stack_bytes: 8 << 20,
+        }
+    }
+}
+
+/// The classes the VM itself needs to know.
+pub struct CoreClasses {
+    pub object: *mut Class,
+    pub class: *mut Class,
+    pub metaclass: *mut Class,
+    pub nil: *mut Class,
+    pub array: *mut Class,
+    pub method: *mut Class,
+    pub primitive: *mut Class,
+    pub string: *mut Class,
+    pub symbol: *mut Class,
+    pub integer: *mut Class,
+    pub double: *mut Class,
+    pub block: *mut Class,
+    pub blocks: [*mut Class; 3],
+    pub boolean: *mut Class,
+    pub true_class: *mut Class,
+    pub false_class: *mut Class,
+    pub system: *mut Class,
+}
+
+/// Symbols the VM sends or compares against.
+pub struct KnownSymbols {
+    pub does_not_understand: Value,
+    pub unknown_global: Value,
+    pub escaped_block: Value,
+    pub initialize: Value,
+    pub run: Value,
+}
+
+pub struct Vm {
+    pub heap: Heap,
+    pub options: Options,
+    symbols: HashMap<String, Value>,
+    global_index: HashMap<Value, u32, BuildPtrHasher>,
+    /// Global cells: (name, value); `Value::EMPTY` when unbound.
+    pub globals: Vec<(Value, Value)>,
+    pub nil: Value,
+    pub true_: Value,
+    pub false_: Value,
+    pub system: Value,
+    pub classes: CoreClasses,
+    pub sym: KnownSymbols,
+    /// Every class and method ever created (the collector's immortal roots).
+    pub all_classes: Vec<*mut Class>,
+    pub all_methods: Vec<*mut Method>,
+    /// The value stack that frames live in.
+    pub stack: Vec<Value>,
+    /// The innermost activation, for backtraces (null outside the interpreter).
+    pub current_frame: *const Frame,
+    pub depth: usize,
+    /// Native stack addresses below this mean "stack overflow" (see `send`).
+    pub native_stack_limit: usize,
+    pub start_time: Instant,
+    /// State of the `atRandom` generator (xorshift64*).
+    rng: u64,
+    pub out: std::io::BufWriter<std::io::Stdout>,
+}
+
+impl Vm {
+    /// A universe with the core classes loaded, ready to run a program.
+    pub fn new(options: Options) -> Result<Box<Vm>, String> {
+        let stack = vec![Value::EMPTY; options.value_stack_slots];
+        let null = std::ptr::null_mut();
+        let mut vm = Box::new(Vm {
+            heap: Heap::new(),
+            options,
+            symbols: HashMap::new(),
+            global_index: HashMap::default(),
+            globals: Vec::new(),
+            nil: Value::EMPTY,
+            true_: Value::EMPTY,
+            false_: Value::EMPTY,
+            system: Value::EMPTY,
+            classes: CoreClasses {
+                object: null,
+                class: null,
+                metaclass: null,
+                nil: null,
+                array: null,
+                method: null,
+                primitive: null,
+                string: null,
+                symbol: null,
+                integer: null,
+                double: null,
+                block: null,
+                blocks: [null; 3],
+                boolean: null,
+                true_class: null,
+                false_class: null,
+                system: null,
+            },
+            sym: KnownSymbols {
+                does_not_understand: Value::EMPTY,
+                unknown_global: Value::EMPTY,
+                escaped_block: Value::EMPTY,
+                initialize: Value::EMPTY,
+                run: Value::EMPTY,
+            },
+            all_classes: Vec::new(),
+            all_methods: Vec::new(),
+            stack,
+            current_frame: std::ptr::null(),
+            depth: 0,
+            native_stack_limit: 0,
+            start_time: Instant::now(),
+            rng: 0x9e37_79b9_7f4a_7c15,
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+        });
+        vm.bootstrap()?;
+        Ok(vm)
+    }
+
+    // ---- symbols ---------------------------------------------------------------------
+
+    /// The interned symbol for `s`. Symbols are immortal.
+    pub fn symbol(&mut self, s: &str) -> Value {
+        if let Some(&v) = self.symbols.get(s) {
+            return v;
+        }
+        let v = self.alloc_str(s, Kind::Symbol, self.classes.symbol);
+        self.symbols.insert(s.to_string(), v);
+        v
+    }
+
+    /// The text of a String or Symbol.
+    pub fn str_of<'a>(&self, v: Value) -> &'a str {
+        debug_assert!(self.is_kind(v, Kind::String) || self.is_kind(v, Kind::Symbol));
+        // SAFETY: callers pass strings or symbols (checked by `is_kind`).
+        unsafe { as_ref::<Str>(v).as_str() }
+    }
+
+    // ---- globals ---------------------------------------------------------------------
+
+    /// The cell index of the global `name` (created unbound if new).
+    pub fn global_cell(&mut self, name: Value) -> u32 {
+        if let Some(&i) = self.global_index.get(&name) {
+            return i;
+        }
+        let i = self.globals.len() as u32;
+        self.globals.push((name, Value::EMPTY));
+        self.global_index.insert(name, i);
+        i
+    }
+
+    pub fn global(&self, name: Value) -> Option<Value> {
+        let i = *self.global_index.get(&name)?;
+        let v = self.globals[i as usize].1;
+        (!v.is_empty()).then_some(v)
+    }
+
+    pub fn set_global(&mut self, name: Value, value: Value) {
+        let i = self.global_cell(name);
+        self.globals[i as usize].1 = value;
+    }
+
+    // ---- classification ----------------------------------------------------------------
+
+    #[inline(always)]
+    pub fn class_of(&self, v: Value) -> *mut Class {
+        if v.is_int() {
+            self.classes.integer
+        } else if v.is_imm_double() {
+            self.classes.double
+        } else {
+            // SAFETY: every other SOM value is a pointer to an object with a header.
+            unsafe { header(v).class.get() }
+        }
+    }
+
+    /// Does `v` point to an object of layout `kind`?
+    #[inline(always)]
+    pub fn is_kind(&self, v: Value, kind: Kind) -> bool {
+        // SAFETY: pointers always point to objects with a header.
+        v.is_ptr() && unsafe { header(v).kind } == kind
+    }
+
+    pub fn boolean(&self, b: bool) -> Value {
+        if b {
+            self.true_
+        } else {
+            self.false_
+        }
+    }
+
+    // ---- allocation -----------------------------------------------------------------
+
+    pub fn alloc_slots(&mut self, kind: Kind, class: *mut Class, len: usize) -> Value {
+        let bytes = std::mem::size_of::<Slots>() + len * 8;
+        let p = self.heap.allocate(bytes, kind, class) as *mut Slots;
+        // SAFETY: freshly allocated with room for `len` values.
+        unsafe {
+            (*p).len = len;
+            for item in (*p).items() {
+                *item = self.nil;
+            }
+        }
+        Value::from_ptr(p)
+    }
+
+    pub fn alloc_array(&mut self, len: usize) -> Value {
+        self.alloc_slots(Kind::Array, self.classes.array, len)
+    }
+
+    pub fn alloc_array_from(&mut self, items: &[Value]) -> Value {
+        let a = self.alloc_array(items.len());
+        // SAFETY: `a` is a fresh array of that length.
+        unsafe { as_ref::<Slots>(a).items().copy_from_slice(items) };
+        a
+    }
+
+    /// A new instance of `class`, fields nil (arrays of subclasses start empty).
+    pub fn alloc_instance(&mut self, class: *mut Class) -> Value {
+        // SAFETY: classes are immortal.
+        let (n, kind) = unsafe { ((*class).instance_fields.len(), (*class).instance_kind) };
+        match kind {
+            Kind::Array => self.alloc_slots(Kind::Array, class, 0),
+            Kind::String => self.alloc_str("", Kind::String, class),
+            _ => self.alloc_slots(Kind::Instance, class, n),
+        }
+    }
+
+    fn alloc_str(&mut self, s: &str, kind: Kind, class: *mut Class) -> Value {
+        let bytes = std::mem::size_of::<Str>() + s.len();
+        let p = self.heap.allocate(bytes, kind, class) as *mut Str;
+        // SAFETY: freshly allocated with room for the bytes after the struct.
+        unsafe {
+            (*p).byte_len = s.len();
+            (*p).char_len = s.chars().count();
+            std::ptr::copy_nonoverlapping(s.as_ptr(), (p.add(1)) as *mut u8, s.len());
+        }
+        Value::from_ptr(p)
+    }
+
+    pub fn alloc_string(&mut self, s: &str) -> Value {
+        self.alloc_str(s, Kind::String, self.classes.string)
+    }
+
+    /// A double, immediate when possible.
+    #[inline]
+    pub fn double(&mut self, d: f64) -> Value {
+        if let Some(v) = Value::try_imm_double(d) {
+            return v;
+        }
+        let p = self.heap.allocate(
+            std::mem::size_of::<BoxedDouble>(),
+            Kind::Double,
+            self.classes.double,
+        ) as *mut BoxedDouble;
+        // SAFETY: freshly allocated BoxedDouble.
+        unsafe { (*p).value = d };
+        Value::from_ptr(p)
+    }
+
+    /// The f64 of a double value (immediate or boxed), if it is one.
+    #[inline]
+    pub fn get_double(&self, v: Value) -> Option<f64> {
+        if v.is_imm_double() {
+            Some(v.as_imm_double())
+        } else if self.is_kind(v, Kind::Double) {
+            // SAFETY: checked kind.
+            Some(unsafe { as_ref::<BoxedDouble>(v).value })
+        } else {
+            None
+        }
+    }
+
+    /// An integer of any size, small when it fits.
+    pub fn integer(&mut self, i: BigInt) -> Value {
+        if let Some(small) = i.to_i64().and_then(Value::try_int) {
+            return small;
+        }
+        let (sign, digits) = i.to_u64_digits();
+        let bytes = std::mem::size_of::<BigIntObj>() + digits.len() * 8;
+        let p = self.heap.allocate(bytes, Kind::BigInt, self.classes.integer) as *mut BigIntObj;
+        // SAFETY: freshly allocated with room for the digits.
+        unsafe {
+            (*p).negative = (sign == Sign::Minus) as u64;
+            (*p).ndigits = digits.len();
+            std::ptr::copy_nonoverlapping(digits.as_ptr(), p.add(1) as *mut u64, digits.len());
+        }
+        Value::from_ptr(p)
+    }
+
+    pub fn int_from_i64(&mut self, i: i64) -> Value {
+        Value::try_int(i).unwrap_or_else(|| self.integer(BigInt::from(i)))
+    }
+
+    /// The integer value of `v` (small or big), if it is an integer.
+    pub fn get_bigint(&self, v: Value) -> Option<BigInt> {
+        if v.is_int() {
+            Some(BigInt::from(v.as_int()))
+        } else if self.is_kind(v, Kind::BigInt) {
+            // SAFETY: checked kind.
+            let b = unsafe { as_ref::<BigIntObj>(v) };
+            let sign = if b.negative != 0 {
+                Sign::Minus
+            } else {
+                Sign::Plus
+            };
+            Some(BigInt::from_slice(
+                sign,
+                &b.digits()
+                    .iter()
+                    .flat_map(|d| [*d as u32, (*d >> 32) as u32])
+                    .collect::<Vec<u32>>(),
+            ))
+        } else {
+            None
+        }
+    }
+
+    pub fn alloc_block(
+        &mut self,
+        method: *mut Method,
+        context: Value,
+        receiver: Value,
+    ) -> Value {
+        // SAFETY: methods are immortal.
+        let argc = unsafe { (*method).num_args };
+        let class = self.classes.blocks[argc.min(2)];
+        let p = self.heap.allocate(std::mem::size_of::<Block>(), Kind::Block, class) as *mut Block;
+        // SAFETY: freshly allocated Block.
+        unsafe {
+            (*p).method = method;
+            (*p).context = context;
+            (*p).receiver = receiver;
+        }
+        Value::from_ptr(p)
+    }
+
+    pub fn alloc_context(&mut self, outer: Value, len: usize) -> Value {
+        let bytes = std::mem::size_of::<Context>() + len * 8;
+        let p = self.heap.allocate(bytes, Kind::Context, self.classes.object) as *mut Context;
+        // SAFETY: freshly allocated with room for `len` slots.
+        unsafe {
+            (*p).outer = outer;
+            (*p).alive = 1;
+            (*p).len = len;
+            for s in (*p).slots() {
+                *s = self.nil;
+            }
+        }
+        Value::from_ptr(p)
+    }
+
+    // ---- classes ----------------------------------------------------------------------
+
+    /// The method `selector` answers to in `class` or its superclasses.
+    #[inline]
+    pub fn lookup(&self, mut class: *mut Class, selector: Value) -> Option<*mut Method> {
+        while !class.is_null() {
+            // SAFETY: classes are immortal.
+            let c = unsafe { &*class };
+            if let Some(&m) = c.dict.get(&selector) {
+                return Some(m);
+            }
+            class = self.class_ptr(c.superclass);
+        }
+        None
+    }
+
+    /// The class a superclass field points to, or null for nil.
+    pub fn class_ptr(&self, v: Value) -> *mut Class {
+        if v == self.nil || v.is_empty() {
+            std::ptr::null_mut()
+        } else {
+            v.as_ptr()
+        }
+    }
+
+    pub fn class_name(&self, class: *mut Class) -> String {
+        // SAFETY: classes are immortal; names are symbols.
+        self.str_of(unsafe { (*class).name }).to_string()
+    }
+
+    // ---- errors and output -------------------------------------------------------------
+
+    /// An error unwind carrying the current backtrace.
+    pub fn error(&self, message: impl Into<String>) -> Unwind {
+        Unwind::Error {
+            message: message.into(),
+            backtrace: self.backtrace(),
+        }
+    }
+
+    pub fn err<T>(&self, message: impl Into<String>) -> VmResult<T> {
+        Err(self.error(message))
+    }
+
+    /// The active SOM activations, innermost first; long stacks keep both ends.
+    pub fn backtrace(&self) -> String {
+        const KEEP: usize = 20;
+        let mut frames = Vec::new();
+        let mut f = self.current_frame;
+        while !f.is_null() {
+            // SAFETY: frames form a chain of live activations on the Rust stack.
+            let frame = unsafe { &*f };
+            if !frame.method.is_null() {
+                frames.push(frame);
+            }
+            f = frame.parent;
+        }
+        let total = frames.len();
+        let mut out = String::new();
+        for (i, frame) in frames.iter().enumerate() {
+            if total > 2 * KEEP && i == KEEP {
+                out.push_str(&format!("    ... {} more ...\n", total - 2 * KEEP));
+            }
+            if total <= 2 * KEEP || i < KEEP || i >= total - KEEP {
+                out.push_str("    ");
+                out.push_str(&self.describe_frame(frame));
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    fn describe_frame(&self, frame: &Frame) -> String {
+        // SAFETY: frames always hold an immortal method.
+        let method = unsafe { &*frame.method };
+        let mut home = method;
+        let mut prefix = String::new();
+        while !home.enclosing.is_null() {
+            prefix.push_str("block in ");
+            // SAFETY: enclosing methods are immortal.
+            home = unsafe { &*home.enclosing };
+        }
+        let holder = home.holder.get();
+        let holder_name = if holder.is_null() {
+            "?".to_string()
+        } else {
+            self.class_name(holder)
+        };
+        let line = method
+            .code()
+            .and_then(|c| c.lines.get(frame.pc.saturating_sub(1) as usize))
+            .copied()
+            .unwrap_or(0);
+        format!(
+            "{}{}>>#{} (line {})",
+            prefix,
+            holder_name,
+            self.str_of(home.signature),
+            line
+        )
+    }
+
+    /// The next pseudo-random number (non-negative, 62 bits).
+    pub fn next_random(&mut self) -> i64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 2) as i64
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}

@@ -1,0 +1,21 @@
+//! [`Unwind`]: everything that leaves activations other than a normal return. It travels
+//! up the Rust stack as the `Err` of [`VmResult`] until an activation handles it: a home
+//! method catches its non-local return, the caller of `restart` restarts, the top level
+//! reports errors and exits.
+
+use crate::value::Value;
+
+#[derive(Debug, Clone)]
+pub enum Unwind {
+    /// `^value` from a block, travelling to the activation whose context is `target`.
+    NonLocalReturn { target: Value, value: Value },
+    /// `Block>>restart`: the activation that sent it starts over.
+    Restart,
+    /// `System>>exit:`.
+    Exit(i32),
+    /// A VM-level error (bad primitive argument, stack overflow...), with the SOM
+    /// backtrace taken where it happened.
+    Error { message: String, backtrace: String },
+}
+
+pub type VmResult<T> = Result<T, Unwind>;

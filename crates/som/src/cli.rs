@@ -1,0 +1,108 @@
+//! Command-line parsing (clap). SOM VMs spell the classpath option `-cp`, which is not a
+//! valid clap short option, so it is rewritten to `--classpath` first; everything from
+//! the program name on belongs to the program.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+/// Execution modes. Only the interpreter exists so far; the JIT tiers add theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Tier 0 only: the bytecode interpreter.
+    Interp,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "som",
+    version,
+    about = "A Simple Object Machine (SOM Smalltalk) VM",
+    long_about = "Runs a SOM program: `som [options] [-cp dir:dir] MainClass|path/File.som [args...]`.\n\
+                  The core library is built in; a Smalltalk directory on the classpath overrides it.\n\
+                  Without a program, starts a read-eval-print loop."
+)]
+pub struct Cli {
+    /// Directories to search for classes, separated by ':' (also spelled -cp).
+    #[arg(long = "classpath", value_name = "DIRS")]
+    pub classpath: Option<String>,
+
+    /// Execution mode.
+    #[arg(long, value_enum, default_value = "interp")]
+    pub mode: Mode,
+
+    /// Deepest nesting of activations before a SOM-level stack overflow error.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_stack_depth: usize,
+
+    /// The main class (or its file) followed by the program's arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+    pub program: Vec<String>,
+}
+
+impl Cli {
+    pub fn classpath_dirs(&self) -> Vec<PathBuf> {
+        self.classpath
+            .iter()
+            .flat_map(|cp| cp.split(':'))
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .collect()
+    }
+}
+
+/// Rewrites `-cp` (before the program) to `--classpath`.
+fn normalise(args: impl Iterator<Item = String>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_options = true;
+    let mut expect_value = false;
+    for (i, a) in args.enumerate() {
+        if i == 0 || !in_options {
+            out.push(a);
+            continue;
+        }
+        if expect_value {
+            expect_value = false;
+            out.push(a);
+            continue;
+        }
+        if a == "-cp" {
+            out.push("--classpath".into());
+            expect_value = true;
+        } else if a == "--classpath" || a == "--mode" || a == "--max-stack-depth" {
+            out.push(a);
+            expect_value = true;
+        } else {
+            if !a.starts_with('-') {
+                in_options = false;
+            }
+            out.push(a);
+        }
+    }
+    out
+}
+
+pub fn parse() -> Cli {
+    Cli::parse_from(normalise(std::env::args()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_vec(v: &[&str]) -> Cli {
+        Cli::try_parse_from(normalise(v.iter().map(|s| s.to_string()))).unwrap()
+    }
+
+    #[test]
+    fn classpath_and_program_arguments() {
+        let c = parse_vec(&["som", "-cp", "a:b", "Main", "-cp", "x"]);
+        assert_eq!(c.classpath_dirs(), vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(c.program, vec!["Main", "-cp", "x"]);
+    }
+
+    #[test]
+    fn unknown_mode_is_rejected() {
+        let r = Cli::try_parse_from(["som", "--mode", "tracing", "Main"]);
+        assert!(r.is_err());
+    }
+}

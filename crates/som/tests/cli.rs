@@ -1,0 +1,142 @@
+//! End-to-end behaviour of the `som` command: errors and exit statuses for bad input,
+//! deep recursion, the classpath rules, and the standard harness entry protocol.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn som(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_som"))
+        .args(args)
+        .output()
+        .expect("run som")
+}
+
+/// A fresh directory holding the given class files.
+fn classes(name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("som-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    dir
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn syntax_errors_name_file_line_and_column_and_exit_1() {
+    let dir = classes("syntax", &[("Bad.som", "Bad = (\n  run = ( ^ 1 + )\n)\n")]);
+    let file = dir.join("Bad.som");
+    let out = som(&[file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("Bad.som:2:"), "{err}");
+    assert!(err.contains("error"), "{err}");
+}
+
+#[test]
+fn an_unknown_mode_exits_2_and_names_the_modes() {
+    let out = som(&["--mode", "warp", "Foo"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("interp"));
+}
+
+#[test]
+fn unbounded_recursion_is_a_som_error_not_a_crash() {
+    let dir = classes(
+        "recursion",
+        &[(
+            "Deep.som",
+            "Deep = (\n  down: n = ( ^ (self down: n + 1) + 1 )\n  run = ( (self down: 0) println )\n)\n",
+        )],
+    );
+    let out = som(&[dir.join("Deep.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("Stack overflow"), "{}", text(&out.stdout));
+    assert!(text(&out.stderr).contains("Deep>>#down:"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn recursion_to_a_hundred_million_frames_ends_cleanly() {
+    let dir = classes(
+        "recursion8",
+        &[(
+            "Deep8.som",
+            "Deep8 = (\n  down: n = ( n = 100000000 ifTrue: [ ^ n ]. ^ self down: n + 1 )\n  run = ( (self down: 0) println )\n)\n",
+        )],
+    );
+    let out = som(&[dir.join("Deep8.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("Stack overflow"));
+}
+
+#[test]
+fn a_missing_class_is_reported() {
+    let out = som(&["NoSuchClassAnywhere"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("NoSuchClassAnywhere"), "{}", text(&out.stdout));
+}
+
+#[test]
+fn the_classpath_finds_classes_and_program_arguments_arrive() {
+    let dir = classes(
+        "classpath",
+        &[
+            (
+                "Main.som",
+                "Main = (\n  run: args = ( Helper greet. (args at: 2) println. args length println )\n)\n",
+            ),
+            ("Helper.som", "Helper = (\n  ----\n  greet = ( 'hello from Helper' println )\n)\n"),
+        ],
+    );
+    let out = som(&["-cp", dir.to_str().unwrap(), "Main", "extra"]);
+    assert_eq!(text(&out.stdout), "hello from Helper\nextra\n2\n");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn a_classpath_smalltalk_directory_overrides_the_core_library() {
+    let dir = classes(
+        "override",
+        &[
+            ("Main.som", "Main = (\n  run = ( 3 answer println )\n)\n"),
+            (
+                "Integer.som",
+                &std::fs::read_to_string(
+                    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../core-lib/Integer.som"),
+                )
+                .unwrap()
+                .replacen("Integer = (", "Integer = (\n    answer = ( ^ 42 )", 1),
+            ),
+        ],
+    );
+    let out = som(&["-cp", dir.to_str().unwrap(), "Main"]);
+    assert_eq!(text(&out.stdout), "42\n", "{}", text(&out.stderr));
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    let inputs = [
+        "",
+        "Foo",
+        "Foo = (",
+        "Foo = ( run = ( 'unterminated ) )",
+        "Foo = ( run = ( \"comment ) )",
+        "Foo = ( run = ( #( 1 2 ) )",
+        "Foo = ( run = ( ^ ^ ) )",
+        "Foo = ( run = ( [:a :a | a] ) )",
+        "Foo = ( run = ( self := 3 ) )",
+        "Foo = ( run = ( 'a\\q' ) )",
+        "Foo = Bar ( )",
+        "\u{0}\u{1}\u{2}",
+    ];
+    for (i, src) in inputs.iter().enumerate() {
+        let dir = classes(&format!("garbage{i}"), &[("Foo.som", src)]);
+        let out = som(&[dir.join("Foo.som").to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "input {src:?}: {}", text(&out.stderr));
+        assert!(!text(&out.stderr).contains("panicked"), "input {src:?}");
+    }
+}
