@@ -138,6 +138,7 @@ impl Vm {
             superclass: self.nil,
             instance_fields: Vec::new(),
             methods: Vec::new(),
+            methods_array: Value::EMPTY,
             dict: HashMap::with_hasher(BuildPtrHasher),
             class_slots: Vec::new(),
             is_metaclass: is_meta,
@@ -263,6 +264,7 @@ impl Vm {
             // SAFETY: classes are immortal.
             let t = unsafe { &mut *target };
             t.methods.clear();
+            t.methods_array = Value::EMPTY;
             t.dict.clear();
             for m in compiled {
                 // SAFETY: methods are immortal.

@@ -204,6 +204,8 @@ pub struct Class {
     pub instance_fields: Vec<Value>,
     /// Own methods in source order.
     pub methods: Vec<*mut Method>,
+    /// The Array that `methods` answers (created on first use), or `Value::EMPTY`.
+    pub methods_array: Value,
     /// Own methods by selector.
     pub dict: HashMap<Value, *mut Method, BuildPtrHasher>,
     /// The values of the class-side fields (declared by the metaclass).

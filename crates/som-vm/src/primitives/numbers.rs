@@ -240,12 +240,13 @@ fn shift_right_logical(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Valu
         .to_i64()
         .ok_or_else(|| vm.error(">>>: shift count out of range"))?;
     if let Some(small) = i.to_i64() {
+        // The shifted 64-bit pattern, read as a signed integer again.
         let r = if !(0..64).contains(&n) {
             0
         } else {
-            (small as u64) >> n
+            ((small as u64) >> n) as i64
         };
-        return Ok(vm.integer(BigInt::from(r)));
+        return Ok(vm.int_from_i64(r));
     }
     if n < 0 {
         return vm.err(">>>: negative shift count");

@@ -11,14 +11,11 @@ use crate::universe::Vm;
 use crate::value::Value;
 use std::cmp::Ordering;
 
-/// `==`: identity; numbers compare by value (they have no identity of their own).
+/// `==`: identity; numbers compare by value (they have no identity of their own, so
+/// `1 == 1.0` and two equal big integers are identical).
 fn identical(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let same = a == b
-        || (numbers::num(vm, a).is_some()
-            && numbers::num(vm, b).is_some()
-            && vm.class_of(a) == vm.class_of(b)
-            && numbers::compare(vm, a, b) == Some(Ordering::Equal));
+    let same = a == b || numbers::compare(vm, a, b) == Some(Ordering::Equal);
     Ok(vm.boolean(same))
 }
 
@@ -223,13 +220,14 @@ fn class_fields(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     Ok(vm.alloc_array_from(&fields))
 }
 
+/// `methods`: the class's own methods in source order, always the same Array.
 fn class_methods(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    let methods: Vec<Value> = receiver_class(vm, f, argc)?
-        .methods
-        .iter()
-        .map(|&m| Value::from_ptr(m))
-        .collect();
-    Ok(vm.alloc_array_from(&methods))
+    let class = receiver_class(vm, f, argc)?;
+    if class.methods_array.is_empty() {
+        let methods: Vec<Value> = class.methods.iter().map(|&m| Value::from_ptr(m)).collect();
+        class.methods_array = vm.alloc_array_from(&methods);
+    }
+    Ok(class.methods_array)
 }
 
 // ---- Method and Primitive ----------------------------------------------------------------
