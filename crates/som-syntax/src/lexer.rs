@@ -201,8 +201,7 @@ impl<'a> Lexer<'a> {
                 digits.push(d);
                 self.bump();
             }
-            if self.peek_at(0) == Some('.') && self.peek_at(1).is_some_and(|d| d.is_ascii_digit())
-            {
+            if self.peek_at(0) == Some('.') && self.peek_at(1).is_some_and(|d| d.is_ascii_digit()) {
                 self.bump();
                 digits.push('.');
                 while let Some(d) = self.peek_at(0).filter(|d| d.is_ascii_digit()) {
@@ -306,7 +305,10 @@ mod tests {
 
     #[test]
     fn operators_and_the_separator() {
-        assert_eq!(toks("a -- b"), vec![Tok::Ident("a".into()), op("--"), Tok::Ident("b".into())]);
+        assert_eq!(
+            toks("a -- b"),
+            vec![Tok::Ident("a".into()), op("--"), Tok::Ident("b".into())]
+        );
         assert_eq!(toks("-->"), vec![op("-->")]);
         assert_eq!(toks("----"), vec![Tok::Separator]);
         assert_eq!(toks("---------"), vec![Tok::Separator]);
@@ -349,7 +351,10 @@ mod tests {
     fn errors_have_positions() {
         let mut l = Lexer::new("\n  'a\\q'", "f.som");
         let e = l.next_token().unwrap_err();
-        assert_eq!(e.to_string(), "f.som:2:5: error: unknown escape sequence '\\q'");
+        assert_eq!(
+            e.to_string(),
+            "f.som:2:5: error: unknown escape sequence '\\q'"
+        );
         let mut l = Lexer::new("\"open", "f.som");
         assert!(l.next_token().is_err());
     }

@@ -240,10 +240,8 @@ impl<'a> Parser<'a> {
                     self.advance()?;
                 }
                 if &self.tok != end {
-                    return self.unexpected(&format!(
-                        "{} after a return statement",
-                        end.describe()
-                    ));
+                    return self
+                        .unexpected(&format!("{} after a return statement", end.describe()));
                 }
                 break;
             }
@@ -501,10 +499,14 @@ mod tests {
     fn precedence_unary_binary_keyword() {
         let s = statements("a foo: b bar + c baz");
         assert_eq!(selector(&s[0]), "foo:");
-        let Expr::Send { args, .. } = &s[0] else { unreachable!() };
+        let Expr::Send { args, .. } = &s[0] else {
+            unreachable!()
+        };
         assert_eq!(selector(&args[0]), "+");
         let s = statements("1 + 2 * 3");
-        let Expr::Send { receiver, .. } = &s[0] else { unreachable!() };
+        let Expr::Send { receiver, .. } = &s[0] else {
+            unreachable!()
+        };
         assert_eq!(selector(&s[0]), "*");
         assert_eq!(selector(receiver), "+");
     }
@@ -514,9 +516,15 @@ mod tests {
         let m = parse_method("at: i put: v = ( ^ [:a :b | |t| t := a. b] )");
         assert_eq!(m.selector, "at:put:");
         assert_eq!(m.params, vec!["i", "v"]);
-        let MethodBody::Code(b) = m.body else { unreachable!() };
-        let Expr::Return(e, _) = &b.statements[0] else { unreachable!() };
-        let Expr::Block(blk) = &**e else { unreachable!() };
+        let MethodBody::Code(b) = m.body else {
+            unreachable!()
+        };
+        let Expr::Return(e, _) = &b.statements[0] else {
+            unreachable!()
+        };
+        let Expr::Block(blk) = &**e else {
+            unreachable!()
+        };
         assert_eq!(blk.params, vec!["a", "b"]);
         assert_eq!(blk.body.locals, vec!["t"]);
         assert_eq!(blk.body.statements.len(), 2);
@@ -525,14 +533,18 @@ mod tests {
     #[test]
     fn literals_including_negative_numbers_and_arrays() {
         let s = statements("#(1 -2 3.5 'x' #y z: ( 4 ) #(5)) . -7 . x := -2.5");
-        let Expr::Literal(Literal::Array(items), _) = &s[0] else { unreachable!() };
+        let Expr::Literal(Literal::Array(items), _) = &s[0] else {
+            unreachable!()
+        };
         assert_eq!(items.len(), 8);
         assert_eq!(items[1], Literal::Integer((-2).into()));
         assert_eq!(items[2], Literal::Double(3.5));
         assert_eq!(items[5], Literal::Symbol("z:".into()));
         assert_eq!(items[6], Literal::Array(vec![Literal::Integer(4.into())]));
         assert!(matches!(&s[1], Expr::Literal(Literal::Integer(i), _) if *i == (-7).into()));
-        let Expr::Assign(_, v, _) = &s[2] else { unreachable!() };
+        let Expr::Assign(_, v, _) = &s[2] else {
+            unreachable!()
+        };
         assert!(matches!(&**v, Expr::Literal(Literal::Double(d), _) if *d == -2.5));
     }
 

@@ -34,8 +34,14 @@ pub enum Op {
     StoreSlot(u16),
     /// Push a captured variable: `level` 0 is the activation's own context, 1 the
     /// enclosing one, and so on.
-    PushCtx { level: u8, idx: u16 },
-    StoreCtx { level: u8, idx: u16 },
+    PushCtx {
+        level: u8,
+        idx: u16,
+    },
+    StoreCtx {
+        level: u8,
+        idx: u16,
+    },
     PushField(u16),
     StoreField(u16),
     PushLiteral(u16),
@@ -73,9 +79,15 @@ pub enum Op {
     },
     /// Jump if the top is nil (`when` = true) or is not nil; the value stays on the
     /// stack either way (`ifNil:` family).
-    JumpIfNil { target: u32, when: bool },
+    JumpIfNil {
+        target: u32,
+        when: bool,
+    },
     /// Loop back-edge to the header `target`; `counter` indexes the back-edge counters.
-    BackJump { target: u32, counter: u16 },
+    BackJump {
+        target: u32,
+        counter: u16,
+    },
     /// `to:do:` / `downTo:do:` test: jump to `exit` when the counter in slot `counter`
     /// has passed the limit in slot `limit`.
     ForTest {
@@ -85,7 +97,10 @@ pub enum Op {
         down: bool,
     },
     /// Step the `to:do:` counter in slot `counter` by one (down: minus one).
-    ForStep { counter: u16, down: bool },
+    ForStep {
+        counter: u16,
+        down: bool,
+    },
 }
 
 /// A send site: selector, argument count and the inline cache the interpreter fills.

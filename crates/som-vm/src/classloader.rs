@@ -15,8 +15,8 @@ use crate::corelib;
 use crate::interpreter::frame::Frame;
 use crate::interpreter::send::send_values;
 use crate::object::{as_ref, header, BuildPtrHasher, Class, Header, Kind, Slots, Str};
-use crate::unwind::{Unwind, VmResult};
 use crate::universe::{KnownSymbols, Vm};
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use som_syntax::{ClassDef, SuperclassSpec, SyntaxError};
 use std::cell::Cell;
@@ -24,8 +24,24 @@ use std::collections::HashMap;
 
 /// Core classes in the order their files are loaded (superclasses first).
 const CORE_ORDER: &[&str] = &[
-    "Object", "Class", "Metaclass", "Nil", "Array", "Method", "Primitive", "String", "Symbol",
-    "Integer", "Double", "Block", "Block1", "Block2", "Block3", "Boolean", "True", "False",
+    "Object",
+    "Class",
+    "Metaclass",
+    "Nil",
+    "Array",
+    "Method",
+    "Primitive",
+    "String",
+    "Symbol",
+    "Integer",
+    "Double",
+    "Block",
+    "Block1",
+    "Block2",
+    "Block3",
+    "Boolean",
+    "True",
+    "False",
     "System",
 ];
 
@@ -111,8 +127,8 @@ impl Vm {
             let source = self
                 .find_class_source(name)
                 .ok_or_else(|| format!("core class {name} not found"))?;
-            let def = som_syntax::parse_class(&source.text, &source.file)
-                .map_err(|e| e.to_string())?;
+            let def =
+                som_syntax::parse_class(&source.text, &source.file).map_err(|e| e.to_string())?;
             self.define_class(shells[name], &def, &source.file)
                 .map_err(|e| e.to_string())?;
         }
@@ -204,7 +220,12 @@ impl Vm {
     }
 
     /// Fills `class` (and its metaclass) from a parsed class definition.
-    fn define_class(&mut self, class: *mut Class, def: &ClassDef, file: &str) -> Result<(), SyntaxError> {
+    fn define_class(
+        &mut self,
+        class: *mut Class,
+        def: &ClassDef,
+        file: &str,
+    ) -> Result<(), SyntaxError> {
         let err = |message: String| SyntaxError {
             file: file.to_string(),
             span: def.span,
@@ -249,13 +270,18 @@ impl Vm {
                 (Vec::new(), class_fields)
             }
         };
-        c.instance_fields = self.field_list(super_fields, &def.instance_fields).map_err(&err)?;
+        c.instance_fields = self
+            .field_list(super_fields, &def.instance_fields)
+            .map_err(&err)?;
         meta.instance_fields = self
             .field_list(super_meta_fields, &def.class_fields)
             .map_err(&err)?;
         c.class_slots = vec![self.nil; meta.instance_fields.len()];
 
-        for (target, methods) in [(class, &def.instance_methods), (meta as *mut Class, &def.class_methods)] {
+        for (target, methods) in [
+            (class, &def.instance_methods),
+            (meta as *mut Class, &def.class_methods),
+        ] {
             let mut compiler = Compiler::new(self, target, file);
             let mut compiled = Vec::new();
             for m in methods {
@@ -278,7 +304,11 @@ impl Vm {
         Ok(())
     }
 
-    fn field_list(&mut self, mut inherited: Vec<Value>, own: &[String]) -> Result<Vec<Value>, String> {
+    fn field_list(
+        &mut self,
+        mut inherited: Vec<Value>,
+        own: &[String],
+    ) -> Result<Vec<Value>, String> {
         for f in own {
             let sym = self.symbol(f);
             if inherited.contains(&sym) {
@@ -297,7 +327,11 @@ impl Vm {
             // SAFETY: checked kinds.
             Some(Kind::Instance) => unsafe { as_ref::<Slots>(obj).items()[n] },
             Some(Kind::Class) => unsafe {
-                as_ref::<Class>(obj).class_slots.get(n).copied().unwrap_or(self.nil)
+                as_ref::<Class>(obj)
+                    .class_slots
+                    .get(n)
+                    .copied()
+                    .unwrap_or(self.nil)
             },
             _ => self.nil,
         }

@@ -198,7 +198,11 @@ impl<'a> Compiler<'a> {
             holder: Cell::new(self.holder),
             num_args,
             body: body.unwrap_or(MethodBody::MissingPrimitive),
-            enclosing: self.enclosing.last().copied().unwrap_or(std::ptr::null_mut()),
+            enclosing: self
+                .enclosing
+                .last()
+                .copied()
+                .unwrap_or(std::ptr::null_mut()),
         }));
         self.vm.all_methods.push(m);
         m
@@ -602,7 +606,10 @@ impl<'a> Compiler<'a> {
             self.emit(Op::StoreField(i));
             return Ok(());
         }
-        self.error(span, format!("cannot assign to undeclared variable '{name}'"))
+        self.error(
+            span,
+            format!("cannot assign to undeclared variable '{name}'"),
+        )
     }
 
     fn block(&mut self, b: &BlockDef) -> CResult<()> {
@@ -807,12 +814,10 @@ impl<'a> Compiler<'a> {
             "ifNil:ifNotNil:" | "ifNotNil:ifNil:" => {
                 let nil_first = selector == "ifNil:ifNotNil:";
                 let (nil_arg, val_arg) = if nil_first { (0, 1) } else { (1, 0) };
-                let nil_body = args
-                    .get(nil_arg)
-                    .and_then(|a| Self::literal_block(a, 0));
-                let val_body = args.get(val_arg).and_then(|a| {
-                    Self::literal_block(a, 1).or_else(|| Self::literal_block(a, 0))
-                });
+                let nil_body = args.get(nil_arg).and_then(|a| Self::literal_block(a, 0));
+                let val_body = args
+                    .get(val_arg)
+                    .and_then(|a| Self::literal_block(a, 1).or_else(|| Self::literal_block(a, 0)));
                 let (Some(nb), Some(vb)) = (nil_body, val_body) else {
                     return Ok(false);
                 };

@@ -12,9 +12,31 @@ macro_rules! core_classes {
 }
 
 core_classes!(
-    "Array", "Block", "Block1", "Block2", "Block3", "Boolean", "Class", "Dictionary", "Double",
-    "False", "HashEntry", "Hashtable", "Integer", "Metaclass", "Method", "Nil", "Object", "Pair",
-    "Primitive", "Set", "String", "Symbol", "System", "True", "Vector",
+    "Array",
+    "Block",
+    "Block1",
+    "Block2",
+    "Block3",
+    "Boolean",
+    "Class",
+    "Dictionary",
+    "Double",
+    "False",
+    "HashEntry",
+    "Hashtable",
+    "Integer",
+    "Metaclass",
+    "Method",
+    "Nil",
+    "Object",
+    "Pair",
+    "Primitive",
+    "Set",
+    "String",
+    "Symbol",
+    "System",
+    "True",
+    "Vector",
 );
 
 /// The embedded source of class `name`.

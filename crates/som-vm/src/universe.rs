@@ -109,7 +109,7 @@ pub struct Vm {
 impl Vm {
     /// A universe with the core classes loaded, ready to run a program.
     pub fn new(options: Options) -> Result<Box<Vm>, String> {
-        let stack = vec![Value::EMPTY; options.value_stack_slots];
+        let stack = zeroed_value_stack(options.value_stack_slots);
         let null = std::ptr::null_mut();
         let mut vm = Box::new(Vm {
             heap: Heap::new(),
@@ -322,7 +322,9 @@ impl Vm {
         }
         let (sign, digits) = i.to_u64_digits();
         let bytes = std::mem::size_of::<BigIntObj>() + digits.len() * 8;
-        let p = self.heap.allocate(bytes, Kind::BigInt, self.classes.integer) as *mut BigIntObj;
+        let p = self
+            .heap
+            .allocate(bytes, Kind::BigInt, self.classes.integer) as *mut BigIntObj;
         // SAFETY: freshly allocated with room for the digits.
         unsafe {
             (*p).negative = (sign == Sign::Minus) as u64;
@@ -360,16 +362,14 @@ impl Vm {
         }
     }
 
-    pub fn alloc_block(
-        &mut self,
-        method: *mut Method,
-        context: Value,
-        receiver: Value,
-    ) -> Value {
+    pub fn alloc_block(&mut self, method: *mut Method, context: Value, receiver: Value) -> Value {
         // SAFETY: methods are immortal.
         let argc = unsafe { (*method).num_args };
         let class = self.classes.blocks[argc.min(2)];
-        let p = self.heap.allocate(std::mem::size_of::<Block>(), Kind::Block, class) as *mut Block;
+        let p = self
+            .heap
+            .allocate(std::mem::size_of::<Block>(), Kind::Block, class)
+            as *mut Block;
         // SAFETY: freshly allocated Block.
         unsafe {
             (*p).method = method;
@@ -381,7 +381,9 @@ impl Vm {
 
     pub fn alloc_context(&mut self, outer: Value, len: usize) -> Value {
         let bytes = std::mem::size_of::<Context>() + len * 8;
-        let p = self.heap.allocate(bytes, Kind::Context, self.classes.object) as *mut Context;
+        let p = self
+            .heap
+            .allocate(bytes, Kind::Context, self.classes.object) as *mut Context;
         // SAFETY: freshly allocated with room for `len` slots.
         unsafe {
             (*p).outer = outer;
@@ -509,6 +511,15 @@ impl Vm {
     pub fn flush(&mut self) {
         let _ = self.out.flush();
     }
+}
+
+/// A value stack of `n` empty slots. Zeroed memory comes straight from the OS, so the
+/// pages are only touched (and count towards memory use) as deep as programs recurse.
+fn zeroed_value_stack(n: usize) -> Vec<Value> {
+    let words = std::mem::ManuallyDrop::new(vec![0u64; n]);
+    // SAFETY: `Value` is a `repr(transparent)` u64 and `Value::EMPTY` is 0, so the
+    // allocation is a valid `Vec<Value>` with the same length, capacity and layout.
+    unsafe { Vec::from_raw_parts(words.as_ptr() as *mut Value, words.len(), words.capacity()) }
 }
 
 impl Drop for Vm {

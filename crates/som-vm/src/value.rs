@@ -158,7 +158,18 @@ mod tests {
     #[test]
     fn immediate_doubles_round_trip_bit_exactly() {
         for d in [
-            0.0, -0.0, 1.0, -1.0, 0.5, 3.25, 1e-70, 1e70, 0.1, 1e16, -123.456, 2.0f64.powi(255),
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            3.25,
+            1e-70,
+            1e70,
+            0.1,
+            1e16,
+            -123.456,
+            2.0f64.powi(255),
         ] {
             let v = Value::try_imm_double(d).expect("fits");
             assert!(v.is_imm_double() && !v.is_int() && !v.is_ptr());
@@ -168,7 +179,14 @@ mod tests {
 
     #[test]
     fn extreme_doubles_are_boxed() {
-        for d in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e300, 1e-300, f64::MIN_POSITIVE] {
+        for d in [
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            1e300,
+            1e-300,
+            f64::MIN_POSITIVE,
+        ] {
             assert!(Value::try_imm_double(d).is_none(), "{d}");
         }
     }

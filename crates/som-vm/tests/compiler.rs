@@ -62,7 +62,7 @@ fn loops_end_in_a_back_edge() {
 #[test]
 fn captured_variables_live_in_the_context() {
     let l = listing("m = ( |a b| a := 1. b := 2. ^ [ a ] )");
-    assert!(l.contains("context: Some"), "{l}");
+    assert!(l.contains("context=Some"), "{l}");
     assert!(l.contains("StoreCtx"), "{l}");
     // b is not captured: it stays in a frame slot.
     assert!(l.contains("StoreSlot"), "{l}");
@@ -80,12 +80,21 @@ fn non_local_return_targets_the_home_context() {
     let m = compile_in(&mut vm, "m = ( #(1 2) do: [ :e | ^ e ]. ^ nil )").unwrap();
     let code = unsafe { (*m).code().unwrap() };
     assert!(code.context.is_some(), "home method needs a context");
-    let Op::PushBlock(lit) = code.ops.iter().find(|o| matches!(o, Op::PushBlock(_))).unwrap() else {
+    let Op::PushBlock(lit) = code
+        .ops
+        .iter()
+        .find(|o| matches!(o, Op::PushBlock(_)))
+        .unwrap()
+    else {
         unreachable!()
     };
     let block: *mut Method = code.literals[*lit as usize].as_ptr();
     let bcode = unsafe { (*block).code().unwrap() };
-    assert!(bcode.ops.contains(&Op::ReturnNonLocal(1)), "{:?}", bcode.ops);
+    assert!(
+        bcode.ops.contains(&Op::ReturnNonLocal(1)),
+        "{:?}",
+        bcode.ops
+    );
 }
 
 #[test]

@@ -35,7 +35,11 @@ pub struct Cli {
     pub max_stack_depth: usize,
 
     /// The main class (or its file) followed by the program's arguments.
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "PROGRAM")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
     pub program: Vec<String>,
 }
 
@@ -96,7 +100,10 @@ mod tests {
     #[test]
     fn classpath_and_program_arguments() {
         let c = parse_vec(&["som", "-cp", "a:b", "Main", "-cp", "x"]);
-        assert_eq!(c.classpath_dirs(), vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(
+            c.classpath_dirs(),
+            vec![PathBuf::from("a"), PathBuf::from("b")]
+        );
         assert_eq!(c.program, vec!["Main", "-cp", "x"]);
     }
 

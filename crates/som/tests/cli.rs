@@ -55,8 +55,16 @@ fn unbounded_recursion_is_a_som_error_not_a_crash() {
     );
     let out = som(&[dir.join("Deep.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("Stack overflow"), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("Deep>>#down:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("Stack overflow"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("Deep>>#down:"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -77,7 +85,11 @@ fn recursion_to_a_hundred_million_frames_ends_cleanly() {
 fn a_missing_class_is_reported() {
     let out = som(&["NoSuchClassAnywhere"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("NoSuchClassAnywhere"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("NoSuchClassAnywhere"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -136,7 +148,12 @@ fn garbage_input_never_panics() {
     for (i, src) in inputs.iter().enumerate() {
         let dir = classes(&format!("garbage{i}"), &[("Foo.som", src)]);
         let out = som(&[dir.join("Foo.som").to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(1), "input {src:?}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "input {src:?}: {}",
+            text(&out.stderr)
+        );
         assert!(!text(&out.stderr).contains("panicked"), "input {src:?}");
     }
 }

@@ -69,7 +69,11 @@ fn som_programs_give_their_expected_output_in_every_mode() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/som");
     let mut all = Vec::new();
     programs(&root, &mut all);
-    assert!(!all.is_empty(), "no test programs found under {}", root.display());
+    assert!(
+        !all.is_empty(),
+        "no test programs found under {}",
+        root.display()
+    );
     let jobs: Vec<(PathBuf, &str)> = all
         .iter()
         .flat_map(|p| MODES.iter().map(move |m| (p.clone(), *m)))

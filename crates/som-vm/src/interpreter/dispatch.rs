@@ -7,8 +7,8 @@ use crate::interpreter::frame::Frame;
 use crate::interpreter::handlers::{self as h, Exit};
 use crate::interpreter::send;
 use crate::object::{as_ref, Context};
-use crate::unwind::{Unwind, VmResult};
 use crate::universe::Vm;
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use metajit::{Concrete, Step};
 
@@ -69,8 +69,14 @@ pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
                 }
             }
             Step::Return(v) => return Ok(Value::from_bits(v)),
+            // Sends are the common exit: keep them on the hot path.
+            Step::Exit(Exit::Send(site)) => match send::send(vm, f, &code.sites[site as usize]) {
+                Ok(()) => {}
+                Err(Unwind::Restart) => restart(vm, code, f),
+                Err(e) => return Err(e),
+            },
             Step::Exit(exit) => {
-                if let Some(v) = run_exit(vm, code, f, exit)? {
+                if let Some(v) = run_exit(vm, f, exit)? {
                     return Ok(v);
                 }
             }
@@ -80,16 +86,9 @@ pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
 
 /// Carries out an [`Exit`]. Answers `Some(value)` if the activation is finished.
 #[cold]
-fn run_exit(vm: &mut Vm, code: &Code, f: &mut Frame, exit: Exit) -> VmResult<Option<Value>> {
+fn run_exit(vm: &mut Vm, f: &mut Frame, exit: Exit) -> VmResult<Option<Value>> {
     match exit {
-        Exit::Send(site) => match send::send(vm, f, &code.sites[site as usize]) {
-            Ok(()) => Ok(None),
-            Err(Unwind::Restart) => {
-                restart(vm, code, f);
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        },
+        Exit::Send(_) => unreachable!("sends are handled in `execute`"),
         Exit::UnknownGlobal(cell) => {
             let name = vm.globals[cell as usize].0;
             let rcvr = f.receiver();

@@ -7,8 +7,8 @@ use crate::bytecode::SendSite;
 use crate::interpreter::dispatch::execute;
 use crate::interpreter::frame::Frame;
 use crate::object::{as_ref, Block, Class, Context, Method, MethodBody};
-use crate::unwind::{Unwind, VmResult};
 use crate::universe::Vm;
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 
 /// Sends through `site`: receiver and arguments are on top of `f`'s stack; they are
@@ -135,7 +135,12 @@ pub fn does_not_understand(
 /// Invokes `method` with the receiver and `argc` arguments on top of `caller`'s stack
 /// (they stay there; the caller pops them).
 #[inline]
-pub fn invoke(vm: &mut Vm, caller: &mut Frame, method: *mut Method, argc: usize) -> VmResult<Value> {
+pub fn invoke(
+    vm: &mut Vm,
+    caller: &mut Frame,
+    method: *mut Method,
+    argc: usize,
+) -> VmResult<Value> {
     // SAFETY: methods are immortal.
     let m = unsafe { &*method };
     if m.num_args != argc {

@@ -3,8 +3,8 @@
 use super::{args, class_name_of, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, Class, Kind, Slots};
-use crate::unwind::VmResult;
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 
 /// The 0-based slot for a 1-based index, or a SOM-level error.
@@ -20,7 +20,9 @@ fn slot<'a>(vm: &Vm, arr: Value, idx: Value, op: &str) -> VmResult<&'a mut Value
     let len = items.len();
     match idx.get_int() {
         Some(i) if i >= 1 && i as usize <= len => Ok(&mut items[i as usize - 1]),
-        Some(i) => vm.err(format!("Index {i} out of bounds for an Array of length {len}")),
+        Some(i) => vm.err(format!(
+            "Index {i} out of bounds for an Array of length {len}"
+        )),
         None => vm.err(format!(
             "{op}: the index must be an Integer, not an instance of {}",
             class_name_of(vm, idx)

@@ -3,8 +3,8 @@
 use super::PrimEntry;
 use crate::interpreter::send::invoke_block;
 use crate::interpreter::Frame;
-use crate::unwind::{Unwind, VmResult};
 use crate::universe::Vm;
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 
 fn value(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {

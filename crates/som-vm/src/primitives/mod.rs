@@ -17,8 +17,8 @@ pub mod system;
 
 use crate::interpreter::Frame;
 use crate::object::Class;
-use crate::unwind::VmResult;
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 
 /// A primitive: `(vm, caller frame, argument count) -> answer`.

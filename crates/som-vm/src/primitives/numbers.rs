@@ -4,8 +4,8 @@
 
 use super::{args, class_name_of, PrimEntry};
 use crate::interpreter::Frame;
-use crate::unwind::VmResult;
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 use num_bigint::BigInt;
 use num_integer::Integer;
@@ -102,11 +102,14 @@ fn arith(vm: &mut Vm, f: &mut Frame, argc: usize, op: char) -> VmResult<Value> {
     Ok(match (x, y) {
         (Num::Int(i), Num::Int(j)) => {
             let (i, j) = (i as i128, j as i128);
-            int_result(vm, match op {
-                '+' => i + j,
-                '-' => i - j,
-                _ => i * j,
-            })
+            int_result(
+                vm,
+                match op {
+                    '+' => i + j,
+                    '-' => i - j,
+                    _ => i * j,
+                },
+            )
         }
         (x @ Num::Dbl(_), y) | (x, y @ Num::Dbl(_)) => {
             let (i, j) = (x.to_f64(), y.to_f64());

@@ -6,8 +6,8 @@ use super::{args, class_name_of, numbers, PrimEntry};
 use crate::interpreter::send::{invoke, send_values, send_values_in};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, header, Class, Kind, Method, Slots, Str};
-use crate::unwind::VmResult;
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 use std::cmp::Ordering;
 
@@ -279,8 +279,18 @@ pub const PRIMITIVES: &[PrimEntry] = &[
     ("Object", false, "instVarNamed:", inst_var_named),
     ("Object", false, "objectSize", object_size),
     ("Object", false, "perform:", perform),
-    ("Object", false, "perform:inSuperclass:", perform_in_superclass),
-    ("Object", false, "perform:withArguments:", perform_with_arguments),
+    (
+        "Object",
+        false,
+        "perform:inSuperclass:",
+        perform_in_superclass,
+    ),
+    (
+        "Object",
+        false,
+        "perform:withArguments:",
+        perform_with_arguments,
+    ),
     (
         "Object",
         false,

@@ -4,8 +4,8 @@
 use super::{args, class_name_of, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
-use crate::unwind::VmResult;
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 
 fn text<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
@@ -35,7 +35,11 @@ fn as_symbol(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn concatenate(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let s = format!("{}{}", text(vm, a, "concatenate:")?, text(vm, b, "concatenate:")?);
+    let s = format!(
+        "{}{}",
+        text(vm, a, "concatenate:")?,
+        text(vm, b, "concatenate:")?
+    );
     Ok(vm.alloc_string(&s))
 }
 

@@ -3,8 +3,8 @@
 use super::{args, class_name_of, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
-use crate::unwind::{Unwind, VmResult};
 use crate::universe::Vm;
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use std::io::Write;
 
