@@ -29,7 +29,13 @@ struct Parser<'a> {
     tok: Tok,
     span: Span,
     file: &'a str,
+    /// Current nesting of expressions and blocks (bounded, so that no input can
+    /// exhaust the native stack of this recursive-descent parser).
+    depth: usize,
 }
+
+/// Deepest nesting of parentheses, blocks and literal arrays accepted.
+const MAX_NESTING: usize = 1000;
 
 const PSEUDO_VARIABLES: &[&str] = &["self", "super", "nil", "true", "false"];
 
@@ -42,6 +48,7 @@ impl<'a> Parser<'a> {
             tok,
             span,
             file,
+            depth: 0,
         })
     }
 
@@ -333,6 +340,16 @@ impl<'a> Parser<'a> {
     }
 
     fn primary(&mut self) -> PResult<Expr> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return self.error(self.span, "expression nested too deeply");
+        }
+        let r = self.primary_inner();
+        self.depth -= 1;
+        r
+    }
+
+    fn primary_inner(&mut self) -> PResult<Expr> {
         let span = self.span;
         match self.tok.clone() {
             Tok::Ident(name) => {
@@ -393,6 +410,10 @@ impl<'a> Parser<'a> {
                 Ok(Literal::Symbol(s))
             }
             Tok::ArrayStart | Tok::LParen => {
+                self.depth += 1;
+                if self.depth > MAX_NESTING {
+                    return self.error(self.span, "literal array nested too deeply");
+                }
                 self.advance()?;
                 let mut items = Vec::new();
                 while self.tok != Tok::RParen {
@@ -410,6 +431,7 @@ impl<'a> Parser<'a> {
                     });
                 }
                 self.advance()?;
+                self.depth -= 1;
                 Ok(Literal::Array(items))
             }
             _ => self.unexpected("a literal"),

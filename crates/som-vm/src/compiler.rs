@@ -149,12 +149,21 @@ impl<'a> Compiler<'a> {
         Ok(self.new_method(signature, def.params.len(), Some(body)))
     }
 
-    /// Compiles REPL input as the body of a unary method `selector` (not installed).
+    /// Compiles REPL input as the body of a unary method `selector` (not installed)
+    /// that answers the value of its last statement.
     pub fn compile_body(&mut self, selector: &str, body: &Body) -> CResult<*mut Method> {
+        let mut body = body.clone();
+        if let Some(last) = body.statements.pop() {
+            let span = last.span();
+            body.statements.push(match last {
+                r @ Expr::Return(..) => r,
+                e => Expr::Return(Box::new(e), span),
+            });
+        }
         let def = MethodDef {
             selector: selector.to_string(),
             params: Vec::new(),
-            body: som_syntax::MethodBody::Code(body.clone()),
+            body: som_syntax::MethodBody::Code(body),
             span: Span { line: 1, col: 1 },
         };
         self.compile_method(&def)

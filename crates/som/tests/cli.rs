@@ -157,3 +157,59 @@ fn garbage_input_never_panics() {
         assert!(!text(&out.stderr).contains("panicked"), "input {src:?}");
     }
 }
+
+#[test]
+fn without_a_program_the_repl_evaluates_lines() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_som"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"3 + 4\n| a | a := 6. a * 7\n1 +\n'still here'\n\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("\n7\n42\nstill here\n"), "{stdout}");
+    assert!(
+        text(&out.stderr).contains("<repl>:1:"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn deeply_nested_source_is_a_syntax_error_not_a_crash() {
+    let nested = format!("{}1{}", "(".repeat(200_000), ")".repeat(200_000));
+    let dir = classes(
+        "nested",
+        &[("Nest.som", &format!("Nest = ( run = ( ^ {nested} ) )"))],
+    );
+    let out = som(&[dir.join("Nest.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("nested too deeply"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn huge_arrays_are_refused_with_a_som_error() {
+    let dir = classes(
+        "hugearray",
+        &[(
+            "Huge.som",
+            "Huge = ( run = ( (Array new: 1 << 40) println ) )",
+        )],
+    );
+    let out = som(&[dir.join("Huge.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stdout).contains("ERROR"), "{}", text(&out.stdout));
+}

@@ -7,6 +7,10 @@ use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
 
+/// Longest Array `new:` creates (2 GiB of slots): longer requests are SOM-level errors
+/// rather than allocations the machine cannot back.
+const MAX_ARRAY_LENGTH: i64 = 1 << 28;
+
 /// The 0-based slot for a 1-based index, or a SOM-level error.
 fn slot<'a>(vm: &Vm, arr: Value, idx: Value, op: &str) -> VmResult<&'a mut Value> {
     if !vm.is_kind(arr, Kind::Array) {
@@ -54,8 +58,10 @@ fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 /// `Array class>>new:`: an Array (or instance of an Array subclass) of nils.
 fn new_with_length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [c, n] = args(f, argc);
-    let Some(n) = n.get_int().filter(|n| (0..1 << 32).contains(n)) else {
-        return vm.err("new: expects a non-negative Integer length");
+    let Some(n) = n.get_int().filter(|n| (0..=MAX_ARRAY_LENGTH).contains(n)) else {
+        return vm.err(format!(
+            "new: expects an Integer length between 0 and {MAX_ARRAY_LENGTH}"
+        ));
     };
     let class: *mut Class = if vm.is_kind(c, Kind::Class) {
         c.as_ptr()
