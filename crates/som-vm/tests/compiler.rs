@@ -125,3 +125,22 @@ fn compile_errors_name_the_position() {
     assert!(e.starts_with("T.som:2:"), "{e}");
     assert!(e.contains("undeclared"), "{e}");
 }
+
+#[test]
+fn loops_whose_variables_closures_capture_are_real_sends() {
+    // Each iteration of a real to:do: has its own `i`; inlined, they would share one.
+    let o = ops("m: blocks = ( 1 to: 3 do: [ :i | blocks at: i put: [ i ] ] )");
+    assert_eq!(sends(&o), 1, "{o:?}");
+    // Capturing variables from outside the loop is fine.
+    let o = ops("m: blocks = ( |n| 1 to: 3 do: [ :i | blocks at: i put: [ n ] ] )");
+    assert!(o.iter().any(|op| matches!(op, Op::ForTest { .. })), "{o:?}");
+    // A closure's own parameter of the same name is not a capture.
+    let o = ops("m: b = ( 1 to: 3 do: [ :i | b value: [ :i | i ] ] )");
+    assert!(o.iter().any(|op| matches!(op, Op::ForTest { .. })), "{o:?}");
+    // Locals of blocks inlined into the loop body count too.
+    let o = ops("m: b = ( [ b isNil ] whileFalse: [ true ifTrue: [ |t| b := [ t ] ] ] )");
+    assert!(
+        !o.iter().any(|op| matches!(op, Op::BackJump { .. })),
+        "{o:?}"
+    );
+}

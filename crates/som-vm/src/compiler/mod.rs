@@ -11,10 +11,13 @@
 //! whole method has been seen, so a method is compiled twice: the first pass records
 //! captured variables and the scopes that need a context, the second emits the code.
 
+mod inlining;
+
 use crate::bytecode::{Code, ContextShape, JumpMode, Op, SendSite};
 use crate::object::{Class, Header, Kind, Method, MethodBody};
 use crate::universe::Vm;
 use crate::value::Value;
+use inlining::Inlined;
 use som_syntax::{BlockDef, Body, Expr, Literal, MethodDef, Span, SyntaxError};
 use std::cell::Cell;
 use std::collections::HashSet;
@@ -699,73 +702,63 @@ impl<'a> Compiler<'a> {
         Ok(())
     }
 
-    fn literal_block(e: &Expr, params: usize) -> Option<&BlockDef> {
-        match e {
-            Expr::Block(b) if b.params.len() == params => Some(b),
-            _ => None,
-        }
-    }
-
-    /// Emits an inlined control structure if `selector` with these arguments is one.
+    /// Emits an inlined control structure if the send is one (see `inlining`).
     fn try_inline(&mut self, receiver: &Expr, selector: &str, args: &[Expr]) -> CResult<bool> {
-        let b0 = |n| args.first().and_then(|a| Self::literal_block(a, n));
-        let b1 = |n| args.get(1).and_then(|a| Self::literal_block(a, n));
-        match selector {
-            "ifTrue:" | "ifFalse:" => {
-                let Some(body) = b0(0) else { return Ok(false) };
+        let Some(inlined) = inlining::classify(receiver, selector, args) else {
+            return Ok(false);
+        };
+        match inlined {
+            Inlined::If { when, body } => {
                 self.expr(receiver)?;
                 let d = self.depth();
                 let j = self.emit(Op::JumpIf {
                     target: 0,
-                    when: selector == "ifFalse:",
+                    when: !when,
                     mode: JumpMode::NilIfTaken,
                 });
                 self.inline_body(body, &[])?;
                 self.patch(j);
                 self.set_depth(d);
             }
-            "ifTrue:ifFalse:" | "ifFalse:ifTrue:" => {
-                let (Some(a), Some(b)) = (b0(0), b1(0)) else {
-                    return Ok(false);
-                };
+            Inlined::IfElse {
+                first_when,
+                first,
+                second,
+            } => {
                 self.expr(receiver)?;
                 let d = self.depth();
                 let j = self.emit(Op::JumpIf {
                     target: 0,
-                    when: selector == "ifFalse:ifTrue:",
+                    when: !first_when,
                     mode: JumpMode::Pop,
                 });
-                self.inline_body(a, &[])?;
+                self.inline_body(first, &[])?;
                 let end = self.emit(Op::Jump(0));
                 self.patch(j);
                 self.set_depth(d - 1);
-                self.inline_body(b, &[])?;
+                self.inline_body(second, &[])?;
                 self.patch(end);
                 self.set_depth(d);
             }
-            "and:" | "or:" => {
-                let Some(body) = b0(0) else { return Ok(false) };
+            Inlined::AndOr { or, body } => {
                 self.expr(receiver)?;
                 let d = self.depth();
                 let j = self.emit(Op::JumpIf {
                     target: 0,
-                    when: selector == "or:",
+                    when: or,
                     mode: JumpMode::KeepIfTaken,
                 });
                 self.inline_body(body, &[])?;
                 self.patch(j);
                 self.set_depth(d);
             }
-            "whileTrue:" | "whileFalse:" => {
-                let (Some(cond), Some(body)) = (Self::literal_block(receiver, 0), b0(0)) else {
-                    return Ok(false);
-                };
+            Inlined::While { when, cond, body } => {
                 let d = self.depth();
                 let head = self.pc();
                 self.inline_body(cond, &[])?;
                 let exit = self.emit(Op::JumpIf {
                     target: 0,
-                    when: selector == "whileFalse:",
+                    when: !when,
                     mode: JumpMode::Pop,
                 });
                 self.inline_body(body, &[])?;
@@ -775,21 +768,19 @@ impl<'a> Compiler<'a> {
                 self.set_depth(d);
                 self.emit(Op::PushNil);
             }
-            "to:do:" | "downTo:do:" => {
-                let Some(body) = b1(1) else { return Ok(false) };
-                let down = selector == "downTo:do:";
+            Inlined::ToDo { down, limit, body } => {
                 self.expr(receiver)?;
                 let counter = self.hidden_slot();
-                let limit = self.hidden_slot();
+                let limit_slot = self.hidden_slot();
                 self.emit(Op::Dup);
                 self.emit(Op::StoreSlot(counter));
-                self.expr(&args[0])?;
-                self.emit(Op::StoreSlot(limit));
+                self.expr(limit)?;
+                self.emit(Op::StoreSlot(limit_slot));
                 let d = self.depth();
                 let head = self.pc();
                 let test = self.emit(Op::ForTest {
                     counter,
-                    limit,
+                    limit: limit_slot,
                     exit: 0,
                     down,
                 });
@@ -800,53 +791,37 @@ impl<'a> Compiler<'a> {
                 self.patch(test);
                 self.set_depth(d);
             }
-            "ifNil:" | "ifNotNil:" => {
-                let params = if selector == "ifNil:" { 0 } else { 1 };
-                let body = match b0(params) {
-                    Some(b) => b,
-                    None if params == 1 => match b0(0) {
-                        Some(b) => b,
-                        None => return Ok(false),
-                    },
-                    None => return Ok(false),
-                };
+            Inlined::IfNil { not_nil, body } => {
                 self.expr(receiver)?;
                 let d = self.depth();
+                // The receiver stays as the answer when the block is skipped.
                 let j = self.emit(Op::JumpIfNil {
                     target: 0,
-                    when: selector == "ifNotNil:",
+                    when: not_nil,
                 });
                 self.bind_or_pop(body)?;
                 self.patch(j);
                 self.set_depth(d);
             }
-            "ifNil:ifNotNil:" | "ifNotNil:ifNil:" => {
-                let nil_first = selector == "ifNil:ifNotNil:";
-                let (nil_arg, val_arg) = if nil_first { (0, 1) } else { (1, 0) };
-                let nil_body = args.get(nil_arg).and_then(|a| Self::literal_block(a, 0));
-                let val_body = args
-                    .get(val_arg)
-                    .and_then(|a| Self::literal_block(a, 1).or_else(|| Self::literal_block(a, 0)));
-                let (Some(nb), Some(vb)) = (nil_body, val_body) else {
-                    return Ok(false);
-                };
+            Inlined::IfNilElse {
+                nil_body,
+                value_body,
+            } => {
                 self.expr(receiver)?;
                 let d = self.depth();
-                // Jump to the not-nil branch when not nil.
                 let j = self.emit(Op::JumpIfNil {
                     target: 0,
                     when: false,
                 });
                 self.emit(Op::Pop);
-                self.inline_body(nb, &[])?;
+                self.inline_body(nil_body, &[])?;
                 let end = self.emit(Op::Jump(0));
                 self.patch(j);
                 self.set_depth(d);
-                self.bind_or_pop(vb)?;
+                self.bind_or_pop(value_body)?;
                 self.patch(end);
                 self.set_depth(d);
             }
-            _ => return Ok(false),
         }
         Ok(true)
     }
