@@ -34,7 +34,8 @@ struct Parser<'a> {
     depth: usize,
 }
 
-/// Deepest nesting of parentheses, blocks and literal arrays accepted.
+/// Deepest nesting of parentheses, blocks and literal arrays accepted, and the longest
+/// chain of unary or binary sends (each send nests the AST one level deeper).
 const MAX_NESTING: usize = 1000;
 
 const PSEUDO_VARIABLES: &[&str] = &["self", "super", "nil", "true", "false"];
@@ -311,7 +312,12 @@ impl<'a> Parser<'a> {
     }
 
     fn unary_tail(&mut self, mut receiver: Expr) -> PResult<Expr> {
+        let mut length = 0;
         while let Tok::Ident(sel) = self.tok.clone() {
+            length += 1;
+            if length > MAX_NESTING {
+                return self.error(self.span, "cascade of unary sends nested too deeply");
+            }
             let (_, span) = self.advance()?;
             receiver = Expr::Send {
                 receiver: Box::new(receiver),
@@ -325,7 +331,12 @@ impl<'a> Parser<'a> {
 
     fn binary_tail(&mut self, receiver: Expr) -> PResult<Expr> {
         let mut receiver = self.unary_tail(receiver)?;
+        let mut length = 0;
         while let Tok::Operator(op) = self.tok.clone() {
+            length += 1;
+            if length > MAX_NESTING {
+                return self.error(self.span, "chain of binary sends nested too deeply");
+            }
             let (_, span) = self.advance()?;
             let arg = self.primary()?;
             let arg = self.unary_tail(arg)?;

@@ -203,6 +203,18 @@ impl Vm {
         let Some(source) = self.find_class_source(&text) else {
             return Ok(None);
         };
+        if self.classes_being_loaded.contains(&name) {
+            return self.err(format!(
+                "class {text} inherits from itself (circular superclass chain)"
+            ));
+        }
+        self.classes_being_loaded.push(name);
+        let result = self.load_class_from(name, &text, source);
+        self.classes_being_loaded.retain(|&n| n != name);
+        result
+    }
+
+    fn load_class_from(&mut self, name: Value, text: &str, source: ClassSource) -> VmResult<Option<Value>> {
         let def = som_syntax::parse_class(&source.text, &source.file).map_err(syntax_unwind)?;
         if def.name != text {
             return self.err(format!(

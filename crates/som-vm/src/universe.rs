@@ -93,6 +93,8 @@ pub struct Vm {
     /// Every class and method ever created (the collector's immortal roots).
     pub all_classes: Vec<*mut Class>,
     pub all_methods: Vec<*mut Method>,
+    /// Classes whose files are being loaded (to reject circular superclass chains).
+    pub classes_being_loaded: Vec<Value>,
     /// The value stack that frames live in.
     pub stack: Vec<Value>,
     /// The innermost activation, for backtraces (null outside the interpreter).
@@ -149,6 +151,7 @@ impl Vm {
             },
             all_classes: Vec::new(),
             all_methods: Vec::new(),
+            classes_being_loaded: Vec::new(),
             stack,
             current_frame: std::ptr::null(),
             depth: 0,

@@ -213,3 +213,29 @@ fn huge_arrays_are_refused_with_a_som_error() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stdout).contains("ERROR"), "{}", text(&out.stdout));
 }
+
+#[test]
+fn a_circular_superclass_chain_is_an_error_not_a_crash() {
+    let dir = classes(
+        "cycle",
+        &[
+            ("CycA.som", "CycA = CycB ( run = ( 1 println ) )"),
+            ("CycB.som", "CycB = CycA ( )"),
+            ("Selfish.som", "Selfish = Selfish ( run = ( 1 println ) )"),
+        ],
+    );
+    for main in ["CycA.som", "Selfish.som"] {
+        let out = som(&[dir.join(main).to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(text(&out.stderr).contains("circular"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn very_long_send_chains_are_a_syntax_error_not_a_crash() {
+    let chain = "1".to_string() + &" + 1".repeat(100_000);
+    let dir = classes("chain", &[("Chain.som", &format!("Chain = ( run = ( ^ {chain} ) )"))]);
+    let out = som(&[dir.join("Chain.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("too deeply"), "{}", text(&out.stderr));
+}
