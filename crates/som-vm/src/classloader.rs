@@ -214,7 +214,12 @@ impl Vm {
         result
     }
 
-    fn load_class_from(&mut self, name: Value, text: &str, source: ClassSource) -> VmResult<Option<Value>> {
+    fn load_class_from(
+        &mut self,
+        name: Value,
+        text: &str,
+        source: ClassSource,
+    ) -> VmResult<Option<Value>> {
         let def = som_syntax::parse_class(&source.text, &source.file).map_err(syntax_unwind)?;
         if def.name != text {
             return self.err(format!(

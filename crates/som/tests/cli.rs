@@ -227,15 +227,26 @@ fn a_circular_superclass_chain_is_an_error_not_a_crash() {
     for main in ["CycA.som", "Selfish.som"] {
         let out = som(&[dir.join(main).to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(text(&out.stderr).contains("circular"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("circular"),
+            "{}",
+            text(&out.stderr)
+        );
     }
 }
 
 #[test]
 fn very_long_send_chains_are_a_syntax_error_not_a_crash() {
     let chain = "1".to_string() + &" + 1".repeat(100_000);
-    let dir = classes("chain", &[("Chain.som", &format!("Chain = ( run = ( ^ {chain} ) )"))]);
+    let dir = classes(
+        "chain",
+        &[("Chain.som", &format!("Chain = ( run = ( ^ {chain} ) )"))],
+    );
     let out = som(&[dir.join("Chain.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("too deeply"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("too deeply"),
+        "{}",
+        text(&out.stderr)
+    );
 }

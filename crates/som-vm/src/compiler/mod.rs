@@ -548,6 +548,31 @@ impl<'a> Compiler<'a> {
             .map(|i| i as u16)
     }
 
+    /// The instruction that reads (or, with `store`, pops into) a local, argument,
+    /// captured variable or field named `name`; `None` for globals.
+    fn variable_op(&mut self, name: &str, store: bool) -> Option<Op> {
+        if let Some((si, storage, id)) = self.resolve(name) {
+            self.note_outer_access(si, Some(id));
+            let level = (self.scopes.len() - 1 - si) as u8;
+            return Some(match (storage, store) {
+                (Storage::Slot(n), false) if level == 0 => Op::PushSlot(n),
+                (Storage::Slot(n), true) if level == 0 => Op::StoreSlot(n),
+                // An outer variable still in a slot: pass one, before it is known to
+                // be captured. Pass two puts it in the context.
+                (Storage::Slot(_), false) => Op::PushCtx { level, idx: 0 },
+                (Storage::Slot(_), true) => Op::StoreCtx { level, idx: 0 },
+                (Storage::Ctx(idx), false) => Op::PushCtx { level, idx },
+                (Storage::Ctx(idx), true) => Op::StoreCtx { level, idx },
+            });
+        }
+        let i = self.field_index(name)?;
+        Some(if store {
+            Op::StoreField(i)
+        } else {
+            Op::PushField(i)
+        })
+    }
+
     fn read(&mut self, name: &str, _span: Span) -> CResult<()> {
         match name {
             "self" | "super" => {
@@ -568,24 +593,8 @@ impl<'a> Compiler<'a> {
             }
             _ => {}
         }
-        if let Some((si, storage, id)) = self.resolve(name) {
-            self.note_outer_access(si, Some(id));
-            let level = (self.scopes.len() - 1 - si) as u8;
-            match storage {
-                Storage::Slot(n) => {
-                    // Only reachable in pass one for captured variables.
-                    if level == 0 {
-                        self.emit(Op::PushSlot(n))
-                    } else {
-                        self.emit(Op::PushCtx { level, idx: 0 })
-                    }
-                }
-                Storage::Ctx(idx) => self.emit(Op::PushCtx { level, idx }),
-            };
-            return Ok(());
-        }
-        if let Some(i) = self.field_index(name) {
-            self.emit(Op::PushField(i));
+        if let Some(op) = self.variable_op(name, false) {
+            self.emit(op);
             return Ok(());
         }
         let sym = self.vm.symbol(name);
@@ -599,23 +608,8 @@ impl<'a> Compiler<'a> {
         if matches!(name, "self" | "super" | "nil" | "true" | "false") {
             return self.error(span, format!("cannot assign to '{name}'"));
         }
-        if let Some((si, storage, id)) = self.resolve(name) {
-            self.note_outer_access(si, Some(id));
-            let level = (self.scopes.len() - 1 - si) as u8;
-            match storage {
-                Storage::Slot(n) => {
-                    if level == 0 {
-                        self.emit(Op::StoreSlot(n))
-                    } else {
-                        self.emit(Op::StoreCtx { level, idx: 0 })
-                    }
-                }
-                Storage::Ctx(idx) => self.emit(Op::StoreCtx { level, idx }),
-            };
-            return Ok(());
-        }
-        if let Some(i) = self.field_index(name) {
-            self.emit(Op::StoreField(i));
+        if let Some(op) = self.variable_op(name, true) {
+            self.emit(op);
             return Ok(());
         }
         self.error(

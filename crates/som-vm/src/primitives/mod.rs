@@ -16,7 +16,7 @@ pub mod string;
 pub mod system;
 
 use crate::interpreter::Frame;
-use crate::object::Class;
+use crate::object::{Class, Kind};
 use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
@@ -27,14 +27,8 @@ pub type PrimFn = fn(&mut Vm, &mut Frame, usize) -> VmResult<Value>;
 /// One row of the primitive table: class name, class side?, selector, function.
 pub type PrimEntry = (&'static str, bool, &'static str, PrimFn);
 
-/// The implementation of `holder>>selector`, if the VM has one.
-pub fn lookup(vm: &Vm, holder: *mut Class, selector: &str) -> Option<PrimFn> {
-    // SAFETY: classes are immortal.
-    let (name, meta) = unsafe {
-        let c = &*holder;
-        let name = vm.str_of(c.name);
-        (name.strip_suffix(" class").unwrap_or(name), c.is_metaclass)
-    };
+/// Every primitive the VM implements.
+fn all() -> impl Iterator<Item = &'static PrimEntry> {
     [
         object::PRIMITIVES,
         numbers::PRIMITIVES,
@@ -43,10 +37,21 @@ pub fn lookup(vm: &Vm, holder: *mut Class, selector: &str) -> Option<PrimFn> {
         block::PRIMITIVES,
         system::PRIMITIVES,
     ]
-    .iter()
-    .flat_map(|t| t.iter())
-    .find(|(c, side, s, _)| *c == name && *side == meta && *s == selector)
-    .map(|e| e.3)
+    .into_iter()
+    .flatten()
+}
+
+/// The implementation of `holder>>selector`, if the VM has one.
+pub fn lookup(vm: &Vm, holder: *mut Class, selector: &str) -> Option<PrimFn> {
+    // SAFETY: classes are immortal.
+    let (name, meta) = unsafe {
+        let c = &*holder;
+        let name = vm.str_of(c.name);
+        (name.strip_suffix(" class").unwrap_or(name), c.is_metaclass)
+    };
+    all()
+        .find(|(c, side, s, _)| *c == name && *side == meta && *s == selector)
+        .map(|e| e.3)
 }
 
 /// The receiver and `N - 1` arguments of a primitive, copied off the stack.
@@ -63,23 +68,35 @@ pub fn class_name_of(vm: &Vm, v: Value) -> String {
     vm.class_name(vm.class_of(v))
 }
 
+/// `v` if it is an object of layout `kind`, else a SOM-level error naming `op`.
+pub fn expect_kind(vm: &Vm, v: Value, kind: Kind, op: &str) -> VmResult<Value> {
+    if vm.is_kind(v, kind) {
+        Ok(v)
+    } else {
+        vm.err(format!(
+            "{op}: expected a {kind:?} but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    }
+}
+
+/// The text of a String or Symbol argument, else a SOM-level error naming `op`.
+pub fn expect_text<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
+    vm.get_str(v).ok_or_else(|| {
+        vm.error(format!(
+            "{op}: expected a String but got an instance of {}",
+            class_name_of(vm, v)
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_table_has_the_92_standard_primitives_and_no_duplicates() {
-        let all: Vec<&PrimEntry> = [
-            object::PRIMITIVES,
-            numbers::PRIMITIVES,
-            string::PRIMITIVES,
-            array::PRIMITIVES,
-            block::PRIMITIVES,
-            system::PRIMITIVES,
-        ]
-        .iter()
-        .flat_map(|t| t.iter())
-        .collect();
+        let all: Vec<&PrimEntry> = all().collect();
         assert_eq!(all.len(), 92);
         let mut keys: Vec<_> = all.iter().map(|e| (e.0, e.1, e.2)).collect();
         keys.sort();

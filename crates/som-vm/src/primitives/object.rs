@@ -2,7 +2,7 @@
 //! Class (name, superclass, fields, methods, `new`) and Method/Primitive (signature,
 //! holder, `invokeOn:with:`).
 
-use super::{args, class_name_of, numbers, PrimEntry};
+use super::{args, class_name_of, expect_kind, numbers, PrimEntry};
 use crate::interpreter::send::{invoke, send_values, send_values_in};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, header, Class, Kind, Method, Slots, Str};
@@ -126,38 +126,19 @@ fn inst_var_named(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     }
 }
 
-fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
-    if vm.is_kind(v, Kind::Symbol) {
-        Ok(v)
-    } else {
-        vm.err(format!(
-            "{op}: expected a Symbol but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    }
+/// The elements of an Array argument.
+fn expect_array(vm: &Vm, v: Value, op: &str) -> VmResult<Vec<Value>> {
+    let v = expect_kind(vm, v, Kind::Array, op)?;
+    // SAFETY: checked kind.
+    Ok(unsafe { as_ref::<Slots>(v).items().to_vec() })
 }
 
-fn expect_array(vm: &Vm, v: Value, op: &str) -> VmResult<Vec<Value>> {
-    if vm.is_kind(v, Kind::Array) {
-        // SAFETY: checked kind.
-        Ok(unsafe { as_ref::<Slots>(v).items().to_vec() })
-    } else {
-        vm.err(format!(
-            "{op}: expected an Array but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    }
+fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
+    expect_kind(vm, v, Kind::Symbol, op)
 }
 
 fn expect_class(vm: &Vm, v: Value, op: &str) -> VmResult<*mut Class> {
-    if vm.is_kind(v, Kind::Class) {
-        Ok(v.as_ptr())
-    } else {
-        vm.err(format!(
-            "{op}: expected a Class but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    }
+    Ok(expect_kind(vm, v, Kind::Class, op)?.as_ptr())
 }
 
 fn perform(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {

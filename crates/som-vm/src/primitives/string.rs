@@ -1,21 +1,12 @@
 //! String and Symbol primitives. Strings are immutable UTF-8; lengths and indices count
 //! characters (code points), and hashes depend only on the content.
 
-use super::{args, class_name_of, PrimEntry};
+use super::{args, expect_text, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
 use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
-
-fn text<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
-    vm.get_str(v).ok_or_else(|| {
-        vm.error(format!(
-            "{op}: expected a String but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    })
-}
 
 /// `=`: equal content with a String or Symbol; anything else is unequal.
 fn string_eq(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
@@ -29,7 +20,7 @@ fn string_eq(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn as_symbol(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = text(vm, a, "asSymbol")?;
+    let s = expect_text(vm, a, "asSymbol")?;
     Ok(vm.symbol(s))
 }
 
@@ -37,8 +28,8 @@ fn concatenate(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
     let s = format!(
         "{}{}",
-        text(vm, a, "concatenate:")?,
-        text(vm, b, "concatenate:")?
+        expect_text(vm, a, "concatenate:")?,
+        expect_text(vm, b, "concatenate:")?
     );
     Ok(vm.alloc_string(&s))
 }
@@ -55,12 +46,12 @@ pub fn content_hash(s: &str) -> i64 {
 
 fn string_hash(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    Ok(Value::int(content_hash(text(vm, a, "hashcode")?)))
+    Ok(Value::int(content_hash(expect_text(vm, a, "hashcode")?)))
 }
 
 fn all_chars(vm: &mut Vm, f: &mut Frame, argc: usize, pred: fn(char) -> bool) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = text(vm, a, "is...")?;
+    let s = expect_text(vm, a, "is...")?;
     Ok(vm.boolean(!s.is_empty() && s.chars().all(pred)))
 }
 
@@ -88,7 +79,7 @@ fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 /// when the range is empty or outside the string.
 fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, from, to] = args(f, argc);
-    let s = text(vm, a, "primSubstringFrom:to:")?;
+    let s = expect_text(vm, a, "primSubstringFrom:to:")?;
     let (Some(from), Some(to)) = (from.get_int(), to.get_int()) else {
         return vm.err("primSubstringFrom:to: expects Integer bounds");
     };
@@ -104,7 +95,7 @@ fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn symbol_as_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = text(vm, a, "asString")?;
+    let s = expect_text(vm, a, "asString")?;
     Ok(vm.alloc_string(s))
 }
 

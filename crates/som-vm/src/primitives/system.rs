@@ -1,6 +1,6 @@
 //! System primitives: globals, class loading, output, time, exit, stack traces.
 
-use super::{args, class_name_of, PrimEntry};
+use super::{args, expect_kind, expect_text, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
 use crate::universe::Vm;
@@ -9,14 +9,7 @@ use crate::value::Value;
 use std::io::Write;
 
 fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
-    if vm.is_kind(v, Kind::Symbol) {
-        Ok(v)
-    } else {
-        vm.err(format!(
-            "{op}: expected a Symbol but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    }
+    expect_kind(vm, v, Kind::Symbol, op)
 }
 
 fn global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
@@ -64,18 +57,9 @@ fn exit(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     }
 }
 
-fn text_of<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
-    vm.get_str(v).ok_or_else(|| {
-        vm.error(format!(
-            "{op}: expected a String but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    })
-}
-
 fn print_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = text_of(vm, v, "printString:")?;
+    let t = expect_text(vm, v, "printString:")?;
     let _ = vm.out.write_all(t.as_bytes());
     Ok(s)
 }
@@ -88,7 +72,7 @@ fn print_newline(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn error_print(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = text_of(vm, v, "errorPrint:")?;
+    let t = expect_text(vm, v, "errorPrint:")?;
     vm.flush();
     eprint!("{t}");
     Ok(s)
@@ -96,7 +80,7 @@ fn error_print(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn error_println(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = text_of(vm, v, "errorPrintln:")?;
+    let t = expect_text(vm, v, "errorPrintln:")?;
     vm.flush();
     eprintln!("{t}");
     Ok(s)
