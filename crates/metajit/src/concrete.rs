@@ -123,11 +123,11 @@ impl Machine for Concrete {
     }
     #[inline(always)]
     fn cmp(&mut self, c: Cmp, a: u64, b: u64) -> bool {
-        c.eval_i64(a as i64, b as i64)
+        c.eval(a as i64, b as i64)
     }
     #[inline(always)]
     fn fcmp(&mut self, c: Cmp, a: u64, b: u64) -> bool {
-        c.eval_f64(f64::from_bits(a), f64::from_bits(b))
+        c.eval(f64::from_bits(a), f64::from_bits(b))
     }
 }
 

@@ -56,20 +56,9 @@ pub enum Cmp {
 }
 
 impl Cmp {
+    /// Applies the comparison (IEEE semantics for floats: false on NaN except `Ne`).
     #[inline(always)]
-    pub fn eval_i64(self, a: i64, b: i64) -> bool {
-        match self {
-            Cmp::Eq => a == b,
-            Cmp::Ne => a != b,
-            Cmp::Lt => a < b,
-            Cmp::Le => a <= b,
-            Cmp::Gt => a > b,
-            Cmp::Ge => a >= b,
-        }
-    }
-
-    #[inline(always)]
-    pub fn eval_f64(self, a: f64, b: f64) -> bool {
+    pub fn eval<T: PartialOrd>(self, a: T, b: T) -> bool {
         match self {
             Cmp::Eq => a == b,
             Cmp::Ne => a != b,
