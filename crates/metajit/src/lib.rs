@@ -6,15 +6,18 @@
 //! [`Step`] instead of performing it. Each engine gives that definition its own meaning:
 //!
 //! * [`Concrete`] executes it (the interpreter, and the handler bodies tier-1 code calls);
-//! * `Shallow` (tier 1, to come) turns it into threaded native code;
+//! * the shallow compiler ([`shallow`], [`backend`]; tier 1) turns it into threaded
+//!   native code: calls of the handlers' concrete entries and native branches;
 //! * `Recorder` (tier 2, to come) executes it while recording a trace.
 //!
 //! Handler annotations ([`Annotation`], [`interpreter_definition!`]) play the role of
 //! RPython's hints. Nothing in this crate knows about SOM.
 
 pub mod annotations;
+pub mod backend;
 pub mod concrete;
 pub mod machine;
+pub mod shallow;
 pub mod step;
 
 pub use annotations::{Annotation, HandlerInfo};

@@ -140,6 +140,17 @@ pub struct Code {
     pub backedges: Vec<Cell<u32>>,
     /// Source line of each op (for backtraces).
     pub lines: Vec<u32>,
+    /// Tier-1 state: the compiled method once compiled (see `tier1`).
+    pub tier1: Cell<Tier1State>,
+}
+
+/// Whether a method has tier-1 code.
+#[derive(Debug, Clone, Copy)]
+pub enum Tier1State {
+    NotCompiled,
+    Compiled(metajit::shallow::CompiledFn),
+    /// Compilation failed; the method stays interpreted.
+    Failed,
 }
 
 impl Code {

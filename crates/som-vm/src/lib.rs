@@ -18,10 +18,11 @@ pub mod heap;
 pub mod interpreter;
 pub mod object;
 pub mod primitives;
+pub mod tier1;
 pub mod universe;
 pub mod unwind;
 pub mod value;
 
-pub use universe::{Options, Vm};
+pub use universe::{Mode, Options, Vm};
 pub use unwind::{Unwind, VmResult};
 pub use value::Value;

@@ -13,6 +13,7 @@ use crate::object::{
     as_ref, header, BigIntObj, Block, BoxedDouble, BuildPtrHasher, Class, Context, Kind, Method,
     Slots, Str,
 };
+use crate::tier1::{Tier1, Tier1Options};
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use num_bigint::{BigInt, Sign};
@@ -22,9 +23,21 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// The execution modes (DESIGN section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Tier 0 only: the interpreter.
+    #[default]
+    Interp,
+    /// Tier 0, then tier 1 (threaded code) for methods invoked often enough.
+    Threaded,
+}
+
 /// Settings the embedder chooses.
 #[derive(Debug, Clone)]
 pub struct Options {
+    pub mode: Mode,
+    pub tier1: Tier1Options,
     /// Directories searched for `<Class>.som`, in order, before the embedded library.
     pub classpath: Vec<PathBuf>,
     /// Deepest allowed nesting of activations before a SOM-level stack overflow error.
@@ -39,6 +52,8 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
+            mode: Mode::Interp,
+            tier1: Tier1Options::default(),
             classpath: Vec::new(),
             max_stack_depth: 100_000,
             value_stack_slots: 8 << 20,
@@ -103,6 +118,14 @@ pub struct Vm {
     /// Native stack addresses below this mean "stack overflow" (see `send`).
     pub native_stack_limit: usize,
     pub start_time: Instant,
+    /// Sends performed (profiling; `--jit-stats`).
+    pub sends: u64,
+    /// The tier-1 compiler (`Mode::Threaded` only).
+    pub tier1: Option<Box<Tier1>>,
+    /// The result of a tier-1 activation that returned (see `interpreter::ops`).
+    pub tier1_result: Value,
+    /// An unwind raised inside tier-1 code, until the activation hands it on.
+    pub pending_unwind: Option<Unwind>,
     /// State of the `atRandom` generator (xorshift64*).
     rng: u64,
     pub out: std::io::BufWriter<std::io::Stdout>,
@@ -157,10 +180,17 @@ impl Vm {
             depth: 0,
             native_stack_limit: 0,
             start_time: Instant::now(),
+            sends: 0,
+            tier1: None,
+            tier1_result: Value::EMPTY,
+            pending_unwind: None,
             rng: 0x9e37_79b9_7f4a_7c15,
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         });
         vm.bootstrap()?;
+        if vm.options.mode == Mode::Threaded {
+            vm.tier1 = Some(Box::new(Tier1::new(vm.options.tier1)?));
+        }
         Ok(vm)
     }
 

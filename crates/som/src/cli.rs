@@ -5,11 +5,13 @@
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 
-/// Execution modes. Only the interpreter exists so far; the JIT tiers add theirs.
+/// Execution modes (the tracing modes arrive with tier 2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// Tier 0 only: the bytecode interpreter.
     Interp,
+    /// Tier 0, then tier 1: hot methods become threaded code.
+    Threaded,
 }
 
 #[derive(Debug, Parser)]
@@ -30,6 +32,14 @@ pub struct Cli {
     #[arg(long, value_enum, default_value = "interp")]
     pub mode: Mode,
 
+    /// JIT settings, PyPy-style: `--jit tier1_threshold=N` (repeatable, or comma-separated).
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_jit_setting)]
+    pub jit: Vec<Vec<(String, u32)>>,
+
+    /// Print JIT statistics on stderr when the program ends.
+    #[arg(long)]
+    pub jit_stats: bool,
+
     /// Deepest nesting of activations before a SOM-level stack overflow error.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_stack_depth: usize,
@@ -43,7 +53,49 @@ pub struct Cli {
     pub program: Vec<String>,
 }
 
+/// The JIT settings `--jit` accepts, with what they mean.
+pub const JIT_SETTINGS: &[(&str, &str)] = &[(
+    "tier1_threshold",
+    "invocations of a method before tier 1 compiles it (default 1000)",
+)];
+
+/// Parses `key=value[,key=value...]` for `--jit`.
+fn parse_jit_setting(s: &str) -> Result<Vec<(String, u32)>, String> {
+    s.split(',')
+        .map(|kv| {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("expected key=value, got '{kv}'"))?;
+            if !JIT_SETTINGS.iter().any(|(name, _)| *name == k) {
+                let known: Vec<_> = JIT_SETTINGS
+                    .iter()
+                    .map(|(n, d)| format!("{n}: {d}"))
+                    .collect();
+                return Err(format!(
+                    "unknown JIT setting '{k}'; known: {}",
+                    known.join("; ")
+                ));
+            }
+            let v = v
+                .parse::<u32>()
+                .map_err(|_| format!("{k} expects a non-negative integer, got '{v}'"))?;
+            Ok((k.to_string(), v))
+        })
+        .collect()
+}
+
 impl Cli {
+    /// The `--jit` settings as tier-1 options.
+    pub fn tier1_options(&self) -> som_vm::tier1::Tier1Options {
+        let mut o = som_vm::tier1::Tier1Options::default();
+        for (k, v) in self.jit.iter().flatten() {
+            if k == "tier1_threshold" {
+                o.threshold = *v;
+            }
+        }
+        o
+    }
+
     pub fn classpath_dirs(&self) -> Vec<PathBuf> {
         self.classpath
             .iter()
@@ -72,7 +124,7 @@ fn normalise(args: impl Iterator<Item = String>) -> Vec<String> {
         if a == "-cp" {
             out.push("--classpath".into());
             expect_value = true;
-        } else if a == "--classpath" || a == "--mode" || a == "--max-stack-depth" {
+        } else if a == "--classpath" || a == "--mode" || a == "--max-stack-depth" || a == "--jit" {
             out.push(a);
             expect_value = true;
         } else {
@@ -105,6 +157,22 @@ mod tests {
             vec![PathBuf::from("a"), PathBuf::from("b")]
         );
         assert_eq!(c.program, vec!["Main", "-cp", "x"]);
+    }
+
+    #[test]
+    fn jit_settings() {
+        let c = parse_vec(&[
+            "som",
+            "--mode",
+            "threaded",
+            "--jit",
+            "tier1_threshold=1",
+            "Main",
+        ]);
+        assert_eq!(c.mode, Mode::Threaded);
+        assert_eq!(c.tier1_options().threshold, 1);
+        assert!(Cli::try_parse_from(["som", "--jit", "warp=1", "Main"]).is_err());
+        assert!(Cli::try_parse_from(["som", "--jit", "tier1_threshold=x", "Main"]).is_err());
     }
 
     #[test]

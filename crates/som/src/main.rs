@@ -8,7 +8,7 @@
 mod cli;
 mod repl;
 
-use som_vm::{Options, Unwind, Vm};
+use som_vm::{Mode, Options, Unwind, Vm};
 use std::process::ExitCode;
 
 /// Native stack of the VM thread. Reserved, not committed: pages are touched only as
@@ -47,6 +47,11 @@ fn run(cli: cli::Cli) -> i32 {
         }
     }
     let options = Options {
+        mode: match cli.mode {
+            cli::Mode::Interp => Mode::Interp,
+            cli::Mode::Threaded => Mode::Threaded,
+        },
+        tier1: cli.tier1_options(),
         classpath,
         max_stack_depth: cli.max_stack_depth,
         native_stack_bytes: VM_THREAD_STACK,
@@ -68,5 +73,10 @@ fn run(cli: cli::Cli) -> i32 {
         eprintln!("{message}");
         return 1;
     }
-    vm.run_main(&args)
+    let status = vm.run_main(&args);
+    if cli.jit_stats {
+        vm.flush();
+        eprint!("{}", vm.jit_stats());
+    }
+    status
 }

@@ -6,8 +6,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The execution modes every program runs in.
-const MODES: &[&str] = &["interp"];
+/// The execution modes every program runs in (command-line arguments): the
+/// interpreter, threaded code for everything (threshold 1), and threaded code at the
+/// default threshold (methods switch tiers while they run).
+const MODES: &[&[&str]] = &[
+    &["--mode", "interp"],
+    &["--mode", "threaded", "--jit", "tier1_threshold=1"],
+    &["--mode", "threaded"],
+];
 
 fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -25,10 +31,9 @@ fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn check(program: &Path, mode: &str) -> Result<(), String> {
+fn check(program: &Path, mode: &[&str]) -> Result<(), String> {
     let output = Command::new(env!("CARGO_BIN_EXE_som"))
-        .arg("--mode")
-        .arg(mode)
+        .args(mode)
         .arg(program)
         .output()
         .map_err(|e| format!("cannot run som: {e}"))?;
@@ -74,7 +79,7 @@ fn som_programs_give_their_expected_output_in_every_mode() {
         "no test programs found under {}",
         root.display()
     );
-    let jobs: Vec<(PathBuf, &str)> = all
+    let jobs: Vec<(PathBuf, &[&str])> = all
         .iter()
         .flat_map(|p| MODES.iter().map(move |m| (p.clone(), *m)))
         .collect();
@@ -87,10 +92,11 @@ fn som_programs_give_their_expected_output_in_every_mode() {
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some((p, mode)) = jobs.get(i) else { break };
                 if let Err(e) = check(p, mode) {
-                    failures
-                        .lock()
-                        .unwrap()
-                        .push(format!("{} [--mode {mode}]: {e}", p.display()));
+                    failures.lock().unwrap().push(format!(
+                        "{} [{}]: {e}",
+                        p.display(),
+                        mode.join(" ")
+                    ));
                 }
             });
         }

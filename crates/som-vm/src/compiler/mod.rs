@@ -298,6 +298,7 @@ impl<'a> Compiler<'a> {
             invocations: Cell::new(0),
             backedges: (0..s.backedges).map(|_| Cell::new(0)).collect(),
             lines: s.lines,
+            tier1: Cell::new(crate::bytecode::Tier1State::NotCompiled),
         }
     }
 

@@ -3,18 +3,20 @@
 //! invocation, `doesNotUnderstand:arguments:`, and the catching of non-local returns by
 //! their home activation. Also the entry points for sends from Rust (`send_values`).
 
-use crate::bytecode::SendSite;
+use crate::bytecode::{Code, SendSite, Tier1State};
 use crate::interpreter::dispatch::execute;
 use crate::interpreter::frame::Frame;
 use crate::object::{as_ref, Block, Class, Context, Method, MethodBody};
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
+use metajit::shallow::{status, CompiledFn};
 
 /// Sends through `site`: receiver and arguments are on top of `f`'s stack; they are
 /// replaced by the result.
 #[inline]
 pub fn send(vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
+    vm.sends += 1;
     let argc = site.argc as usize;
     let rcvr = f.args(argc)[0];
     let class = if site.is_super {
@@ -232,7 +234,10 @@ fn activate(
     }
     vm.depth += 1;
     vm.current_frame = &f;
-    let r = execute(vm, code, &mut f);
+    let r = match tier1_code(vm, code) {
+        Some(native) => run_native(vm, native, &mut f),
+        None => execute(vm, code, &mut f),
+    };
     vm.depth -= 1;
     vm.current_frame = caller;
     if code.context.is_some() && code.block_depth == 0 {
@@ -245,6 +250,40 @@ fn activate(
         }
     }
     r
+}
+
+/// The tier-1 code to run for `code`, compiling it when it has become hot.
+#[inline(always)]
+fn tier1_code(vm: &mut Vm, code: &Code) -> Option<CompiledFn> {
+    match code.tier1.get() {
+        Tier1State::Compiled(f) => Some(f),
+        Tier1State::Failed => None,
+        Tier1State::NotCompiled => {
+            let tier1 = vm.tier1.as_mut()?;
+            if code.invocations.get() < tier1.options.threshold {
+                return None;
+            }
+            tier1.compile(code)
+        }
+    }
+}
+
+/// Runs an activation in tier-1 code.
+fn run_native(vm: &mut Vm, native: CompiledFn, f: &mut Frame) -> VmResult<Value> {
+    // SAFETY: `native` was compiled from this frame's code; it receives the VM and the
+    // frame as the concrete entries expect them, and nothing else touches them (the
+    // references of this function are not used) until it returns.
+    let st = unsafe { native(vm as *mut Vm as *mut u8, f as *mut Frame as *mut u8) };
+    match st {
+        status::RETURN => Ok(vm.tier1_result),
+        status::UNWIND => Err(vm
+            .pending_unwind
+            .take()
+            .unwrap_or_else(|| vm.error("internal error: tier-1 code unwound without a reason"))),
+        other => vm.err(format!(
+            "internal error: tier-1 code answered status {other}"
+        )),
+    }
 }
 
 /// True when the native stack is nearly used up (deep recursion through primitives

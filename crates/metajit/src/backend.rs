@@ -1,0 +1,203 @@
+//! The Cranelift backend of tier 1: turns a [`MethodShape`] into native code.
+//!
+//! One block per reachable instruction; calls to handler entries are indirect calls
+//! through constant addresses (the entries are ordinary Rust functions); statuses other
+//! than "next" go to a shared exit block that either restarts the method or returns the
+//! status. Cranelift runs at its fastest setting (`opt_level = none`): tier 1 must compile
+//! cheaply.
+
+use crate::shallow::{status, CompiledFn, Lowering, MethodShape};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, Module};
+use std::time::{Duration, Instant};
+
+/// Counters describing what the backend compiled.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct BackendStats {
+    pub methods: u64,
+    pub instructions: u64,
+    pub code_bytes: u64,
+    pub compile_time: Duration,
+}
+
+/// Owns the JIT module (and so the executable memory) of all compiled methods.
+pub struct Tier1Backend {
+    module: JITModule,
+    ctx: Context,
+    builder_ctx: FunctionBuilderContext,
+    pub stats: BackendStats,
+}
+
+impl Tier1Backend {
+    pub fn new() -> Result<Tier1Backend, String> {
+        let mut flags = settings::builder();
+        let set = |f: &mut settings::Builder, k: &str, v: &str| {
+            f.set(k, v).map_err(|e| format!("cranelift flag {k}: {e}"))
+        };
+        set(&mut flags, "use_colocated_libcalls", "false")?;
+        set(&mut flags, "is_pic", "false")?;
+        set(&mut flags, "opt_level", "none")?;
+        let isa = cranelift_native::builder()
+            .map_err(|e| format!("unsupported host: {e}"))?
+            .finish(settings::Flags::new(flags))
+            .map_err(|e| format!("cranelift: {e}"))?;
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let ctx = module.make_context();
+        Ok(Tier1Backend {
+            module,
+            ctx,
+            builder_ctx: FunctionBuilderContext::new(),
+            stats: BackendStats::default(),
+        })
+    }
+
+    fn entry_signature(&self) -> Signature {
+        let mut sig = self.module.make_signature();
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        sig.returns.push(AbiParam::new(types::I64));
+        sig
+    }
+
+    /// Compiles one method. The code lives as long as the backend.
+    pub fn compile(&mut self, shape: &MethodShape) -> Result<CompiledFn, String> {
+        let start = Instant::now();
+        let order = shape.reachable();
+        let mut sig = self.module.make_signature();
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.returns.push(AbiParam::new(types::I64));
+        let id = self
+            .module
+            .declare_anonymous_function(&sig)
+            .map_err(|e| e.to_string())?;
+        self.ctx.func.signature = sig;
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let entry_sig = self.entry_signature();
+
+        let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
+        let entry_sig = b.import_signature(entry_sig);
+        let start_block = b.create_block();
+        b.append_block_params_for_function_params(start_block);
+        let blocks: Vec<Block> = (0..shape.instrs.len()).map(|_| b.create_block()).collect();
+        let exit_block = b.create_block();
+        b.append_block_param(exit_block, types::I64);
+
+        b.switch_to_block(start_block);
+        let ctx_ptr = b.block_params(start_block)[0];
+        let frame = b.block_params(start_block)[1];
+        b.ins().jump(blocks[0], &[]);
+
+        for &pc in &order {
+            b.switch_to_block(blocks[pc]);
+            let next = blocks.get(pc + 1).copied();
+            let call = |b: &mut FunctionBuilder, entry: usize, instr: *const u8, store_pc: bool| {
+                if store_pc {
+                    let pc_val = b.ins().iconst(types::I32, pc as i64 + 1);
+                    b.ins()
+                        .store(MemFlagsData::trusted(), pc_val, frame, shape.pc_offset);
+                }
+                let callee = b.ins().iconst(types::I64, entry as i64);
+                let code_val = b.ins().iconst(types::I64, shape.code as i64);
+                let instr_val = b.ins().iconst(types::I64, instr as i64);
+                let inst = b.ins().call_indirect(
+                    entry_sig,
+                    callee,
+                    &[ctx_ptr, frame, code_val, instr_val],
+                );
+                b.inst_results(inst)[0]
+            };
+            match shape.instrs[pc] {
+                Lowering::Call {
+                    entry,
+                    instr,
+                    may_exit,
+                } => {
+                    let st = call(&mut b, entry as usize, instr, may_exit);
+                    let next = next.ok_or("falls off the end of the method")?;
+                    if may_exit {
+                        b.ins().brif(st, exit_block, &[st.into()], next, &[]);
+                    } else {
+                        b.ins().jump(next, &[]);
+                    }
+                }
+                Lowering::Branch {
+                    entry,
+                    instr,
+                    target,
+                } => {
+                    let st = call(&mut b, entry as usize, instr, true);
+                    let next = next.ok_or("falls off the end of the method")?;
+                    let not_next = b.create_block();
+                    b.ins().brif(st, not_next, &[], next, &[]);
+                    b.switch_to_block(not_next);
+                    let taken = is_status(&mut b, st, status::TAKEN);
+                    b.ins().brif(
+                        taken,
+                        blocks[target as usize],
+                        &[],
+                        exit_block,
+                        &[st.into()],
+                    );
+                }
+                Lowering::Jump { target } => {
+                    b.ins().jump(blocks[target as usize], &[]);
+                }
+                Lowering::BackEdge { target, counter } => {
+                    let addr = b.ins().iconst(types::I64, counter as i64);
+                    let n = b.ins().load(types::I32, MemFlagsData::trusted(), addr, 0);
+                    let one = b.ins().iconst(types::I32, 1);
+                    let n1 = b.ins().iadd(n, one);
+                    b.ins().store(MemFlagsData::trusted(), n1, addr, 0);
+                    b.ins().jump(blocks[target as usize], &[]);
+                }
+                Lowering::Return { entry, instr } => {
+                    let st = call(&mut b, entry as usize, instr, true);
+                    b.ins().return_(&[st]);
+                }
+            }
+        }
+        b.switch_to_block(exit_block);
+        let st = b.block_params(exit_block)[0];
+        let restart = is_status(&mut b, st, status::RESTART);
+        let leave = b.create_block();
+        b.ins().brif(restart, blocks[0], &[], leave, &[]);
+        b.switch_to_block(leave);
+        b.ins().return_(&[st]);
+        b.seal_all_blocks();
+        b.finalize(self.module.target_config());
+
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let size = self
+            .ctx
+            .compiled_code()
+            .map_or(0, |c| c.code_info().total_size as u64);
+        self.module.clear_context(&mut self.ctx);
+        self.module
+            .finalize_definitions()
+            .map_err(|e| e.to_string())?;
+        let ptr = self.module.get_finalized_function(id);
+        self.stats.methods += 1;
+        self.stats.instructions += order.len() as u64;
+        self.stats.code_bytes += size;
+        self.stats.compile_time += start.elapsed();
+        // SAFETY: the function was compiled with the `CompiledFn` signature.
+        Ok(unsafe { std::mem::transmute::<*const u8, CompiledFn>(ptr) })
+    }
+}
+
+/// `st == status` as a Cranelift boolean.
+fn is_status(b: &mut FunctionBuilder, st: Value, status: u64) -> Value {
+    let k = b.ins().iconst(types::I64, status as i64);
+    b.ins().icmp(IntCC::Equal, st, k)
+}

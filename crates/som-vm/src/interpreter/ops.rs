@@ -1,0 +1,194 @@
+//! The op table: for every bytecode, which handler runs it and how tier 1 lowers it.
+//! Each handler call is written once, here; the `ops!` macro turns the table into
+//!
+//! * [`step`], generic over the machine, which the interpreter loop calls;
+//! * one `extern "C"` concrete entry per bytecode (the glue tier-1 code calls), which runs
+//!   the handler with the `Concrete` machine and carries out its step;
+//! * [`lowering`], which tells the shallow compiler what to emit for an instruction.
+//!
+//! The lowering column refines the handler annotations of `handlers`: `threaded` and
+//! `residual` handlers are calls (`pure` when they can only continue, `exits` when they
+//! may send or fail), `control` handlers are `branch`, `jump`, `backedge` or `ret`.
+
+use crate::bytecode::{Code, Op};
+use crate::interpreter::dispatch::{perform_exit, ExitOutcome};
+use crate::interpreter::frame::Frame;
+use crate::interpreter::handlers::{self as h, Exit, SomStep};
+use crate::universe::Vm;
+use crate::value::Value;
+use metajit::shallow::{status, EntryFn, Lowering};
+use metajit::{Concrete, Machine, Step};
+
+/// Carries out a step taken by a concrete entry and answers tier 1's status.
+fn finish(vm: &mut Vm, code: &Code, f: &mut Frame, step: SomStep<Concrete>) -> u64 {
+    match step {
+        Step::Next => status::NEXT,
+        Step::CondJump { taken, .. } => taken as u64,
+        // Lowered to native jumps; their entries are never called.
+        Step::Jump(_) | Step::BackEdge(_) => status::TAKEN,
+        Step::Return(v) => {
+            vm.tier1_result = Value::from_bits(v);
+            status::RETURN
+        }
+        Step::Exit(exit) => match perform_exit(vm, code, f, exit) {
+            Ok(ExitOutcome::Continue) => status::NEXT,
+            Ok(ExitOutcome::Restarted) => status::RESTART,
+            Ok(ExitOutcome::Returned(v)) => {
+                vm.tier1_result = v;
+                status::RETURN
+            }
+            Err(u) => {
+                vm.pending_unwind = Some(u);
+                status::UNWIND
+            }
+        },
+    }
+}
+
+macro_rules! lower {
+    (pure, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Call {
+            entry: $entry as EntryFn,
+            instr: $instr,
+            may_exit: false,
+        }
+    };
+    (exits, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Call {
+            entry: $entry as EntryFn,
+            instr: $instr,
+            may_exit: true,
+        }
+    };
+    (ret, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Return {
+            entry: $entry as EntryFn,
+            instr: $instr,
+        }
+    };
+    (branch, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Branch {
+            entry: $entry as EntryFn,
+            instr: $instr,
+            target: branch_target($op),
+        }
+    };
+    (jump, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Jump {
+            target: branch_target($op),
+        }
+    };
+    (backedge, $entry:ident, $code:ident, $instr:ident, $op:ident) => {{
+        let Op::BackJump { target, counter } = *$op else {
+            unreachable!()
+        };
+        Lowering::BackEdge {
+            target,
+            counter: $code.backedges[counter as usize].as_ptr(),
+        }
+    }};
+}
+
+macro_rules! ops {
+    ($m:ident, $vm:ident, $code:ident, $f:ident;
+     $( $entry:ident [$kind:ident] $pat:pat => $call:expr ; )*) => {
+        /// Runs the handler of `op` on machine `m`.
+        #[inline(always)]
+        pub fn step<M: Machine>(
+            $m: &mut M,
+            $vm: &mut Vm,
+            $code: &Code,
+            $f: &mut Frame,
+            op: Op,
+        ) -> SomStep<M> {
+            match op {
+                $( $pat => $call, )*
+            }
+        }
+
+        $(
+            /// Concrete entry for tier-1 code.
+            ///
+            /// # Safety
+            /// `vm`, `f`, `code` are the running VM, the activation and its code;
+            /// `instr` points to an instruction of `code` of this entry's kind.
+            // Entries of `jump` and `backedge` rows exist for uniformity; tier 1 emits
+            // native jumps for them instead of calls.
+            #[allow(unused_variables, dead_code)]
+            unsafe extern "C" fn $entry(
+                vm: *mut u8,
+                f: *mut u8,
+                code: *const u8,
+                instr: *const u8,
+            ) -> u64 {
+                let ($vm, $f, $code) =
+                    (&mut *(vm as *mut Vm), &mut *(f as *mut Frame), &*(code as *const Code));
+                let $m = &mut Concrete;
+                let step = match *(instr as *const Op) {
+                    $pat => $call,
+                    _ => unreachable!("instruction lowered to the wrong entry"),
+                };
+                finish($vm, $code, $f, step)
+            }
+        )*
+
+        /// What the shallow compiler emits for instruction `pc` of `code`.
+        #[allow(unused_variables)]
+        pub fn lowering(code: &Code, pc: usize) -> Lowering {
+            let op = &code.ops[pc];
+            let instr = op as *const Op as *const u8;
+            match op {
+                $( $pat => lower!($kind, $entry, code, instr, op), )*
+            }
+        }
+    };
+}
+
+/// The target of a jump-like instruction.
+fn branch_target(op: &Op) -> u32 {
+    match *op {
+        Op::Jump(t) | Op::BackJump { target: t, .. } => t,
+        Op::JumpIf { target, .. } | Op::JumpIfNil { target, .. } => target,
+        Op::ForTest { exit, .. } => exit,
+        _ => unreachable!("not a jump: {op:?}"),
+    }
+}
+
+ops! { m, vm, code, f;
+    e_dup [pure] Op::Dup => h::dup(m, f);
+    e_pop [pure] Op::Pop => h::pop(m, f);
+    e_push_slot [pure] Op::PushSlot(n) => h::push_slot(m, f, n);
+    e_store_slot [pure] Op::StoreSlot(n) => h::store_slot(m, f, n);
+    e_push_ctx [pure] Op::PushCtx { level, idx } => h::push_ctx(m, f, level, idx);
+    e_store_ctx [pure] Op::StoreCtx { level, idx } => h::store_ctx(m, f, level, idx);
+    e_push_field [pure] Op::PushField(n) => h::push_field(m, vm, f, n);
+    e_store_field [pure] Op::StoreField(n) => h::store_field(m, vm, f, n);
+    e_push_literal [pure] Op::PushLiteral(n) => h::push_literal(m, code, f, n);
+    e_push_int [pure] Op::PushInt(i) => h::push_const(m, f, Value::int(i as i64));
+    e_push_nil [pure] Op::PushNil => h::push_const(m, f, vm.nil);
+    e_push_true [pure] Op::PushTrue => h::push_const(m, f, vm.true_);
+    e_push_false [pure] Op::PushFalse => h::push_const(m, f, vm.false_);
+    e_push_global [exits] Op::PushGlobal(cell) => h::push_global(m, vm, f, cell);
+    e_push_block [pure] Op::PushBlock(n) => h::push_block(m, vm, code, f, n);
+    e_send [exits] Op::Send(site) | Op::SuperSend(site) => Step::Exit(Exit::Send(site));
+    e_add [exits] Op::Add(site) => h::add(m, vm, f, site);
+    e_sub [exits] Op::Sub(site) => h::sub(m, vm, f, site);
+    e_mul [exits] Op::Mul(site) => h::mul(m, vm, f, site);
+    e_lt [exits] Op::Lt(site) => h::lt(m, vm, f, site);
+    e_gt [exits] Op::Gt(site) => h::gt(m, vm, f, site);
+    e_le [exits] Op::Le(site) => h::le(m, vm, f, site);
+    e_ge [exits] Op::Ge(site) => h::ge(m, vm, f, site);
+    e_eq [exits] Op::Eq(site) => h::eq(m, vm, f, site);
+    e_at [exits] Op::At(site) => h::at(m, vm, f, site);
+    e_at_put [exits] Op::AtPut(site) => h::at_put(m, vm, f, site);
+    e_return_local [ret] Op::ReturnLocal => h::return_local(m, f);
+    e_return_self [ret] Op::ReturnSelf => h::return_self(m, f);
+    e_return_non_local [ret] Op::ReturnNonLocal(level) => Step::Exit(Exit::NonLocalReturn(level));
+    e_jump [jump] Op::Jump(t) => h::jump(m, t);
+    e_jump_if [branch] Op::JumpIf { target, when, mode } => h::jump_if(m, vm, f, target, when, mode);
+    e_jump_if_nil [branch] Op::JumpIfNil { target, when } => h::jump_if_nil(m, vm, f, target, when);
+    e_back_jump [backedge] Op::BackJump { target, counter } => h::back_jump(m, code, target, counter);
+    e_for_test [branch] Op::ForTest { counter, limit, exit, down } =>
+        h::for_test(m, vm, f, counter, limit, exit, down);
+    e_for_step [pure] Op::ForStep { counter, down } => h::for_step(m, vm, f, counter, down);
+}
