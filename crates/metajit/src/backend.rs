@@ -6,8 +6,11 @@
 //! status. Cranelift runs at its fastest setting (`opt_level = none`): tier 1 must compile
 //! cheaply.
 
-use crate::shallow::{status, CompiledFn, Lowering, MethodShape};
+use crate::shallow::{
+    status, stub_call, CacheCase, CompiledFn, EntryFn, Lowering, MethodShape, ReceiverKey,
+};
 use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::SigRef;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
 };
@@ -58,9 +61,10 @@ impl Tier1Backend {
         })
     }
 
-    fn entry_signature(&self) -> Signature {
+    /// `n` pointer-sized arguments, one status result.
+    fn entry_signature(&self, n: usize) -> Signature {
         let mut sig = self.module.make_signature();
-        for _ in 0..4 {
+        for _ in 0..n {
             sig.params.push(AbiParam::new(types::I64));
         }
         sig.returns.push(AbiParam::new(types::I64));
@@ -81,10 +85,12 @@ impl Tier1Backend {
             .map_err(|e| e.to_string())?;
         self.ctx.func.signature = sig;
         self.ctx.func.name = UserFuncName::user(0, id.as_u32());
-        let entry_sig = self.entry_signature();
+        let entry_sig = self.entry_signature(4);
+        let sig5 = self.entry_signature(5);
 
         let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.builder_ctx);
         let entry_sig = b.import_signature(entry_sig);
+        let sig5 = b.import_signature(sig5);
         let start_block = b.create_block();
         b.append_block_params_for_function_params(start_block);
         let blocks: Vec<Block> = (0..shape.instrs.len()).map(|_| b.create_block()).collect();
@@ -96,32 +102,25 @@ impl Tier1Backend {
         let frame = b.block_params(start_block)[1];
         b.ins().jump(blocks[0], &[]);
 
+        let emitter = Emitter {
+            ctx: ctx_ptr,
+            frame,
+            code: shape.code,
+            pc_offset: shape.pc_offset,
+            entry_sig,
+            sig5,
+            stub_handlers: shape.stub_handlers,
+        };
         for &pc in &order {
             b.switch_to_block(blocks[pc]);
             let next = blocks.get(pc + 1).copied();
-            let call = |b: &mut FunctionBuilder, entry: usize, instr: *const u8, store_pc: bool| {
-                if store_pc {
-                    let pc_val = b.ins().iconst(types::I32, pc as i64 + 1);
-                    b.ins()
-                        .store(MemFlagsData::trusted(), pc_val, frame, shape.pc_offset);
-                }
-                let callee = b.ins().iconst(types::I64, entry as i64);
-                let code_val = b.ins().iconst(types::I64, shape.code as i64);
-                let instr_val = b.ins().iconst(types::I64, instr as i64);
-                let inst = b.ins().call_indirect(
-                    entry_sig,
-                    callee,
-                    &[ctx_ptr, frame, code_val, instr_val],
-                );
-                b.inst_results(inst)[0]
-            };
-            match shape.instrs[pc] {
-                Lowering::Call {
+            match &shape.instrs[pc] {
+                &Lowering::Call {
                     entry,
                     instr,
                     may_exit,
                 } => {
-                    let st = call(&mut b, entry as usize, instr, may_exit);
+                    let st = emitter.call(&mut b, pc, entry, instr, may_exit);
                     let next = next.ok_or("falls off the end of the method")?;
                     if may_exit {
                         b.ins().brif(st, exit_block, &[st.into()], next, &[]);
@@ -129,12 +128,12 @@ impl Tier1Backend {
                         b.ins().jump(next, &[]);
                     }
                 }
-                Lowering::Branch {
+                &Lowering::Branch {
                     entry,
                     instr,
                     target,
                 } => {
-                    let st = call(&mut b, entry as usize, instr, true);
+                    let st = emitter.call(&mut b, pc, entry, instr, true);
                     let next = next.ok_or("falls off the end of the method")?;
                     let not_next = b.create_block();
                     b.ins().brif(st, not_next, &[], next, &[]);
@@ -148,10 +147,10 @@ impl Tier1Backend {
                         &[st.into()],
                     );
                 }
-                Lowering::Jump { target } => {
+                &Lowering::Jump { target } => {
                     b.ins().jump(blocks[target as usize], &[]);
                 }
-                Lowering::BackEdge { target, counter } => {
+                &Lowering::BackEdge { target, counter } => {
                     let addr = b.ins().iconst(types::I64, counter as i64);
                     let n = b.ins().load(types::I32, MemFlagsData::trusted(), addr, 0);
                     let one = b.ins().iconst(types::I32, 1);
@@ -159,9 +158,36 @@ impl Tier1Backend {
                     b.ins().store(MemFlagsData::trusted(), n1, addr, 0);
                     b.ins().jump(blocks[target as usize], &[]);
                 }
-                Lowering::Return { entry, instr } => {
-                    let st = call(&mut b, entry as usize, instr, true);
+                &Lowering::Return { entry, instr } => {
+                    let st = emitter.call(&mut b, pc, entry, instr, true);
                     b.ins().return_(&[st]);
+                }
+                Lowering::CachedSend {
+                    entry,
+                    instr,
+                    receiver,
+                    cases,
+                } => {
+                    let next = next.ok_or("falls off the end of the method")?;
+                    let done = b.create_block();
+                    b.append_block_param(done, types::I64);
+                    let key = emitter.receiver_key(&mut b, receiver);
+                    for case in cases {
+                        let hit = b.create_block();
+                        let miss = b.create_block();
+                        let k = b.ins().iconst(types::I64, case.key as i64);
+                        let eq = b.ins().icmp(IntCC::Equal, key, k);
+                        b.ins().brif(eq, hit, &[], miss, &[]);
+                        b.switch_to_block(hit);
+                        let st = emitter.direct(&mut b, pc, case, *instr);
+                        b.ins().jump(done, &[st.into()]);
+                        b.switch_to_block(miss);
+                    }
+                    let st = emitter.call(&mut b, pc, *entry, *instr, true);
+                    b.ins().jump(done, &[st.into()]);
+                    b.switch_to_block(done);
+                    let st = b.block_params(done)[0];
+                    b.ins().brif(st, exit_block, &[st.into()], next, &[]);
                 }
             }
         }
@@ -193,6 +219,102 @@ impl Tier1Backend {
         self.stats.compile_time += start.elapsed();
         // SAFETY: the function was compiled with the `CompiledFn` signature.
         Ok(unsafe { std::mem::transmute::<*const u8, CompiledFn>(ptr) })
+    }
+}
+
+/// What every emitted call needs to know.
+struct Emitter {
+    ctx: Value,
+    frame: Value,
+    code: *const u8,
+    pc_offset: i32,
+    entry_sig: SigRef,
+    sig5: SigRef,
+    stub_handlers: bool,
+}
+
+impl Emitter {
+    /// Records the next pc in the frame, as the interpreter would have.
+    fn store_pc(&self, b: &mut FunctionBuilder, pc: usize) {
+        let pc_val = b.ins().iconst(types::I32, pc as i64 + 1);
+        b.ins()
+            .store(MemFlagsData::trusted(), pc_val, self.frame, self.pc_offset);
+    }
+
+    /// Calls a handler entry (through the stub if `stub_handlers`); answers its status.
+    fn call(
+        &self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        entry: EntryFn,
+        instr: *const u8,
+        store_pc: bool,
+    ) -> Value {
+        if store_pc {
+            self.store_pc(b, pc);
+        }
+        let code = b.ins().iconst(types::I64, self.code as i64);
+        let instr = b.ins().iconst(types::I64, instr as i64);
+        let entry = b.ins().iconst(types::I64, entry as usize as i64);
+        let inst = if self.stub_handlers {
+            let stub = b.ins().iconst(types::I64, stub_call as *const () as i64);
+            b.ins()
+                .call_indirect(self.sig5, stub, &[self.ctx, self.frame, code, instr, entry])
+        } else {
+            b.ins()
+                .call_indirect(self.entry_sig, entry, &[self.ctx, self.frame, code, instr])
+        };
+        b.inst_results(inst)[0]
+    }
+
+    /// Calls the direct entry of an inline-cache case.
+    fn direct(
+        &self,
+        b: &mut FunctionBuilder,
+        pc: usize,
+        case: &CacheCase,
+        instr: *const u8,
+    ) -> Value {
+        self.store_pc(b, pc);
+        let code = b.ins().iconst(types::I64, self.code as i64);
+        let instr = b.ins().iconst(types::I64, instr as i64);
+        let target = b.ins().iconst(types::I64, case.target as i64);
+        let direct = b.ins().iconst(types::I64, case.direct as usize as i64);
+        let inst = b.ins().call_indirect(
+            self.sig5,
+            direct,
+            &[self.ctx, self.frame, code, instr, target],
+        );
+        b.inst_results(inst)[0]
+    }
+
+    /// The guard key of the receiver on the operand stack, computed inline.
+    fn receiver_key(&self, b: &mut FunctionBuilder, r: &ReceiverKey) -> Value {
+        let flags = MemFlagsData::trusted();
+        let base = b.ins().load(types::I64, flags, self.frame, r.base_offset);
+        let sp = b.ins().load(types::I64, flags, self.frame, r.sp_offset);
+        let eight = b.ins().iconst(types::I64, 8);
+        let byte_sp = b.ins().imul(sp, eight);
+        let top = b.ins().iadd(base, byte_sp);
+        let word = b
+            .ins()
+            .load(types::I64, flags, top, -8 * (r.depth as i32 + 1));
+        let done = b.create_block();
+        b.append_block_param(done, types::I64);
+        for &(mask, value, key) in &r.immediate_tags {
+            let next = b.create_block();
+            let m = b.ins().iconst(types::I64, mask as i64);
+            let t = b.ins().band(word, m);
+            let v = b.ins().iconst(types::I64, value as i64);
+            let is = b.ins().icmp(IntCC::Equal, t, v);
+            let k = b.ins().iconst(types::I64, key as i64);
+            b.ins().brif(is, done, &[k.into()], next, &[]);
+            b.switch_to_block(next);
+        }
+        let k = b.ins().load(types::I64, flags, word, r.header_offset);
+        b.ins().jump(done, &[k.into()]);
+        b.switch_to_block(done);
+        b.block_params(done)[0]
     }
 }
 

@@ -39,8 +39,43 @@ pub type EntryFn =
 /// A compiled method.
 pub type CompiledFn = unsafe extern "C" fn(ctx: *mut u8, frame: *mut u8) -> u64;
 
-/// How one instruction becomes native code.
+/// A direct call from an inline-cached send site: like an entry, plus the target the
+/// guard selected (for SOM, the method to invoke).
+pub type DirectFn = unsafe extern "C" fn(
+    ctx: *mut u8,
+    frame: *mut u8,
+    code: *const u8,
+    instr: *const u8,
+    target: *const u8,
+) -> u64;
+
+/// How compiled code finds the receiver of a send and computes its guard key (for
+/// SOM, its class) without calling out: the receiver is the word `depth` below the top
+/// of the frame's operand stack; a word matching one of the immediate tags has that
+/// tag's key, any other word is a pointer whose key is the word at `header_offset`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiverKey {
+    /// Offset in the frame of the pointer to slot 0.
+    pub base_offset: i32,
+    /// Offset in the frame of the stack pointer (a slot index, 64-bit).
+    pub sp_offset: i32,
+    pub depth: u32,
+    /// `(mask, value, key)`: a word `w` with `w & mask == value` has key `key`.
+    pub immediate_tags: Vec<(u64, u64, u64)>,
+    pub header_offset: i32,
+}
+
+/// One case of an inline cache: receivers with guard key `key` go to `direct` with
+/// `target`.
 #[derive(Debug, Clone, Copy)]
+pub struct CacheCase {
+    pub key: u64,
+    pub direct: DirectFn,
+    pub target: *const u8,
+}
+
+/// How one instruction becomes native code.
+#[derive(Debug, Clone)]
 pub enum Lowering {
     /// Call the entry. With `may_exit`, any status but [`status::NEXT`] leaves the
     /// straight line (return, unwind, restart); without, the status is ignored.
@@ -63,6 +98,15 @@ pub enum Lowering {
     BackEdge { target: u32, counter: *mut u32 },
     /// Call the entry and leave the compiled method with its status.
     Return { entry: EntryFn, instr: *const u8 },
+    /// A send with an inline cache: compute the receiver's key inline, compare it with
+    /// each case's (a guard chain), call the matching case's direct entry, or else the
+    /// generic `entry`. Statuses as for `Call` with `may_exit`.
+    CachedSend {
+        entry: EntryFn,
+        instr: *const u8,
+        receiver: ReceiverKey,
+        cases: Vec<CacheCase>,
+    },
 }
 
 /// A method as the shallow compiler sees it.
@@ -71,6 +115,9 @@ pub struct MethodShape<'a> {
     pub code: *const u8,
     /// One lowering per instruction; control starts at index 0.
     pub instrs: &'a [Lowering],
+    /// Route every handler call through a stub that tests a dummy flag first, as the
+    /// unoptimised original did (the paper's Q3 ablation).
+    pub stub_handlers: bool,
     /// Byte offset of the frame's 32-bit pc field: before every call that can leave the
     /// straight line, compiled code stores the index of the next instruction there, as
     /// the interpreter would have (backtraces and restarts read it).
@@ -91,7 +138,7 @@ impl MethodShape<'_> {
             seen[pc] = true;
             order.push(pc);
             match self.instrs[pc] {
-                Lowering::Call { .. } => work.push_back(pc + 1),
+                Lowering::Call { .. } | Lowering::CachedSend { .. } => work.push_back(pc + 1),
                 Lowering::Branch { target, .. } => {
                     work.push_back(pc + 1);
                     work.push_back(target as usize);
@@ -116,7 +163,7 @@ mod tests {
 
     #[test]
     fn the_walk_visits_every_reachable_instruction_once() {
-        let call = Lowering::Call {
+        let call = || Lowering::Call {
             entry: nop,
             instr: std::ptr::null(),
             may_exit: false,
@@ -127,7 +174,7 @@ mod tests {
         };
         // 0: call; 1: branch to 4; 2: back-edge to 0; 3: unreachable; 4: return
         let instrs = [
-            call,
+            call(),
             Lowering::Branch {
                 entry: nop,
                 instr: std::ptr::null(),
@@ -137,14 +184,40 @@ mod tests {
                 target: 0,
                 counter: std::ptr::null_mut(),
             },
-            call,
+            call(),
             ret,
         ];
         let shape = MethodShape {
             code: std::ptr::null(),
             instrs: &instrs,
+            stub_handlers: false,
             pc_offset: 0,
         };
         assert_eq!(shape.reachable(), vec![0, 1, 2, 4]);
     }
+}
+
+/// The dummy flag of the stub handlers; never set while code runs (it stands for the
+/// "are we tracing?" flag the original's stubs test).
+pub static STUB_DUMMY_FLAG: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The stub through which calls go when `stub_handlers` is on: it tests the dummy flag
+/// and then calls the real entry.
+///
+/// # Safety
+/// As the entry's own contract.
+pub unsafe extern "C" fn stub_call(
+    ctx: *mut u8,
+    frame: *mut u8,
+    code: *const u8,
+    instr: *const u8,
+    entry: *const u8,
+) -> u64 {
+    if STUB_DUMMY_FLAG.load(std::sync::atomic::Ordering::Relaxed) {
+        return status::NEXT;
+    }
+    // SAFETY: `entry` is an `EntryFn` (the backend passes only those).
+    let entry: EntryFn = std::mem::transmute::<*const u8, EntryFn>(entry);
+    entry(ctx, frame, code, instr)
 }

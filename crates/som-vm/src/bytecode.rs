@@ -113,6 +113,28 @@ pub struct SendSite {
     pub cache_method: Cell<*mut Method>,
     /// How often the cache missed (profiling).
     pub misses: Cell<u32>,
+    /// The first receiver classes seen here (null: unused), for tier 1's polymorphic
+    /// inline caches (the paper's `record_type`, extended to several classes).
+    pub seen: [Cell<*mut Class>; SEEN_CLASSES],
+}
+
+/// How many receiver classes a send site remembers.
+pub const SEEN_CLASSES: usize = 4;
+
+impl SendSite {
+    /// Remembers `class` among the classes seen (if there is room).
+    pub fn record_class(&self, class: *mut Class) {
+        for slot in &self.seen {
+            let c = slot.get();
+            if c == class {
+                return;
+            }
+            if c.is_null() {
+                slot.set(class);
+                return;
+            }
+        }
+    }
 }
 
 /// Where the captured variables of an activation live.

@@ -7,22 +7,34 @@
 //! the code. The activation's state stays in its frame, so the interpreter and compiled
 //! code run the same frames; `interpreter::send::activate` decides which runs.
 
-use crate::bytecode::{Code, Tier1State};
+use crate::bytecode::{Code, Op, SendSite, Tier1State};
+use crate::interpreter::dispatch::after_send;
 use crate::interpreter::frame::Frame;
-use crate::interpreter::ops;
+use crate::interpreter::ops::{self, exit_status};
+use crate::interpreter::send::send_to;
+use crate::object::Method;
+use crate::universe::Vm;
 use metajit::backend::Tier1Backend;
-use metajit::shallow::{CompiledFn, Lowering, MethodShape};
+use metajit::shallow::{CacheCase, CompiledFn, Lowering, MethodShape, ReceiverKey};
 
 /// Tier-1 settings (`--jit key=value`).
 #[derive(Debug, Clone, Copy)]
 pub struct Tier1Options {
     /// Invocations of a method before it is compiled.
     pub threshold: u32,
+    /// Inline-cached direct calls at send sites (off: every send is generic).
+    pub inline_caches: bool,
+    /// Call handlers through stubs that test a dummy flag (the paper's Q3 ablation).
+    pub stub_handlers: bool,
 }
 
 impl Default for Tier1Options {
     fn default() -> Self {
-        Tier1Options { threshold: 1000 }
+        Tier1Options {
+            threshold: 1000,
+            inline_caches: true,
+            stub_handlers: false,
+        }
     }
 }
 
@@ -43,18 +55,25 @@ impl Tier1 {
     }
 
     /// Compiles `code` (once); answers its compiled form unless compilation failed.
-    pub fn compile(&mut self, code: &Code) -> Option<CompiledFn> {
+    pub fn compile(&mut self, vm: &Vm, code: &Code) -> Option<CompiledFn> {
         match code.tier1.get() {
             Tier1State::Compiled(f) => return Some(f),
             Tier1State::Failed => return None,
             Tier1State::NotCompiled => {}
         }
         let instrs: Vec<Lowering> = (0..code.ops.len())
-            .map(|pc| ops::lowering(code, pc))
+            .map(|pc| match code.ops[pc] {
+                Op::Send(site) if self.options.inline_caches => {
+                    cached_send(vm, code, pc, &code.sites[site as usize])
+                        .unwrap_or_else(|| ops::lowering(code, pc))
+                }
+                _ => ops::lowering(code, pc),
+            })
             .collect();
         let shape = MethodShape {
             code: code as *const Code as *const u8,
             instrs: &instrs,
+            stub_handlers: self.options.stub_handlers,
             pc_offset: std::mem::offset_of!(Frame, pc) as i32,
         };
         match self.backend.compile(&shape) {
@@ -78,7 +97,74 @@ impl Tier1 {
     }
 }
 
-impl crate::universe::Vm {
+/// An inline-cached send for `site`: one guarded direct call per receiver class the
+/// interpreter has seen there; `None` if it has seen none.
+fn cached_send(vm: &Vm, code: &Code, pc: usize, site: &SendSite) -> Option<Lowering> {
+    let cases: Vec<CacheCase> = site
+        .seen
+        .iter()
+        .map(|c| c.get())
+        .filter(|c| !c.is_null())
+        .filter_map(|class| {
+            let method = vm.lookup(class, site.selector)?;
+            Some(CacheCase {
+                key: class as u64,
+                direct: send_direct,
+                target: method as *const u8,
+            })
+        })
+        .collect();
+    if cases.is_empty() {
+        return None;
+    }
+    let Lowering::Call { entry, instr, .. } = ops::lowering(code, pc) else {
+        unreachable!("sends are calls")
+    };
+    Some(Lowering::CachedSend {
+        entry,
+        instr,
+        receiver: ReceiverKey {
+            base_offset: std::mem::offset_of!(Frame, base) as i32,
+            sp_offset: std::mem::offset_of!(Frame, sp) as i32,
+            depth: site.argc as u32,
+            immediate_tags: vec![
+                (1, 1, vm.classes.integer as u64),
+                (3, 2, vm.classes.double as u64),
+            ],
+            header_offset: 0,
+        },
+        cases,
+    })
+}
+
+/// The direct entry of an inline-cache hit: invoke the method the guard selected.
+///
+/// # Safety
+/// As the concrete entries' (see `interpreter::ops`); `target` is a `Method`.
+unsafe extern "C" fn send_direct(
+    vm: *mut u8,
+    f: *mut u8,
+    code: *const u8,
+    instr: *const u8,
+    target: *const u8,
+) -> u64 {
+    let (vm, f, code) = (
+        &mut *(vm as *mut Vm),
+        &mut *(f as *mut Frame),
+        &*(code as *const Code),
+    );
+    let Op::Send(site) = *(instr as *const Op) else {
+        unreachable!("a cached send at a non-send")
+    };
+    vm.sends += 1;
+    vm.tier1_direct_calls += 1;
+    let argc = code.sites[site as usize].argc as usize;
+    let r = send_to(vm, f, target as *mut Method, argc);
+    let r = after_send(vm, code, f, r);
+    exit_status(vm, r)
+}
+
+impl Vm {
     /// The `--jit-stats` report: what tier 1 compiled and what the profiler counted.
     pub fn jit_stats(&self) -> String {
         let mut methods = 0u64;
@@ -123,8 +209,9 @@ impl crate::universe::Vm {
             "jit: {methods} bytecode methods, {invocations} invocations, {backedges} back-edges taken\n"
         ));
         out.push_str(&format!(
-            "jit: sends {}, inline-cache misses {misses} at {sites} send sites\n",
-            self.sends
+            "jit: sends {}, interpreter inline-cache misses {misses} at {sites} send sites, \
+             tier-1 direct calls {}\n",
+            self.sends, self.tier1_direct_calls
         ));
         out
     }

@@ -120,6 +120,8 @@ pub struct Vm {
     pub start_time: Instant,
     /// Sends performed (profiling; `--jit-stats`).
     pub sends: u64,
+    /// Sends tier-1 code made as inline-cached direct calls (`--jit-stats`).
+    pub tier1_direct_calls: u64,
     /// The tier-1 compiler (`Mode::Threaded` only).
     pub tier1: Option<Box<Tier1>>,
     /// The result of a tier-1 activation that returned (see `interpreter::ops`).
@@ -181,6 +183,7 @@ impl Vm {
             native_stack_limit: 0,
             start_time: Instant::now(),
             sends: 0,
+            tier1_direct_calls: 0,
             tier1: None,
             tier1_result: Value::EMPTY,
             pending_unwind: None,

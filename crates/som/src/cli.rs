@@ -54,10 +54,21 @@ pub struct Cli {
 }
 
 /// The JIT settings `--jit` accepts, with what they mean.
-pub const JIT_SETTINGS: &[(&str, &str)] = &[(
-    "tier1_threshold",
-    "invocations of a method before tier 1 compiles it (default 1000)",
-)];
+pub const JIT_SETTINGS: &[(&str, &str)] = &[
+    (
+        "tier1_threshold",
+        "invocations of a method before tier 1 compiles it (default 1000)",
+    ),
+    (
+        "tier1_ic",
+        "on/off: inline-cached direct calls in tier-1 code (default on)",
+    ),
+    (
+        "tier1_stub_handlers",
+        "on/off: call handlers through stubs testing a dummy flag, as the unoptimised \
+         original did (default off)",
+    ),
+];
 
 /// Parses `key=value[,key=value...]` for `--jit`.
 fn parse_jit_setting(s: &str) -> Result<Vec<(String, u32)>, String> {
@@ -76,9 +87,13 @@ fn parse_jit_setting(s: &str) -> Result<Vec<(String, u32)>, String> {
                     known.join("; ")
                 ));
             }
-            let v = v
-                .parse::<u32>()
-                .map_err(|_| format!("{k} expects a non-negative integer, got '{v}'"))?;
+            let v = match v {
+                "on" | "true" => 1,
+                "off" | "false" => 0,
+                n => n
+                    .parse::<u32>()
+                    .map_err(|_| format!("{k} expects a number or on/off, got '{n}'"))?,
+            };
             Ok((k.to_string(), v))
         })
         .collect()
@@ -89,8 +104,11 @@ impl Cli {
     pub fn tier1_options(&self) -> som_vm::tier1::Tier1Options {
         let mut o = som_vm::tier1::Tier1Options::default();
         for (k, v) in self.jit.iter().flatten() {
-            if k == "tier1_threshold" {
-                o.threshold = *v;
+            match k.as_str() {
+                "tier1_threshold" => o.threshold = *v,
+                "tier1_ic" => o.inline_caches = *v != 0,
+                "tier1_stub_handlers" => o.stub_handlers = *v != 0,
+                _ => unreachable!("settings are checked when parsed"),
             }
         }
         o
@@ -171,6 +189,14 @@ mod tests {
         ]);
         assert_eq!(c.mode, Mode::Threaded);
         assert_eq!(c.tier1_options().threshold, 1);
+        let c = parse_vec(&[
+            "som",
+            "--jit",
+            "tier1_ic=off,tier1_stub_handlers=on",
+            "Main",
+        ]);
+        assert!(!c.tier1_options().inline_caches);
+        assert!(c.tier1_options().stub_handlers);
         assert!(Cli::try_parse_from(["som", "--jit", "warp=1", "Main"]).is_err());
         assert!(Cli::try_parse_from(["som", "--jit", "tier1_threshold=x", "Main"]).is_err());
     }

@@ -250,3 +250,56 @@ fn very_long_send_chains_are_a_syntax_error_not_a_crash() {
         text(&out.stderr)
     );
 }
+
+/// The number after `label` in a `--jit-stats` report.
+fn stat(report: &str, label: &str) -> u64 {
+    let at = report
+        .find(label)
+        .unwrap_or_else(|| panic!("no '{label}' in {report}"))
+        + label.len();
+    report[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after '{label}' in {report}"))
+}
+
+#[test]
+fn tier1_compiles_hot_methods_and_makes_direct_calls() {
+    let dir = classes(
+        "tier1",
+        &[(
+            "Hot.som",
+            "Hot = (\n  inc: x = ( ^ x + 1 )\n  loop: s = ( | t | t := s. 1 to: 500 do: [ :i | t := self inc: t ]. ^ t )\n  run = ( | s | s := 0. 10 timesRepeat: [ s := self loop: s ]. s println )\n)\n",
+        )],
+    );
+    let prog = dir.join("Hot.som");
+    let prog = prog.to_str().unwrap();
+    let out = som(&[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=2",
+        "--jit-stats",
+        prog,
+    ]);
+    assert_eq!(text(&out.stdout), "5000\n");
+    let report = text(&out.stderr);
+    assert!(stat(&report, "tier 1:") >= 1, "{report}");
+    // `loop:` is compiled after two calls; its 500 sends of `inc:` per call then go
+    // straight to the cached method.
+    assert!(stat(&report, "tier-1 direct calls") >= 4000, "{report}");
+    let out = som(&[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=2,tier1_ic=off",
+        "--jit-stats",
+        prog,
+    ]);
+    assert_eq!(text(&out.stdout), "5000\n");
+    assert_eq!(stat(&text(&out.stderr), "tier-1 direct calls"), 0);
+    let out = som(&["--mode", "interp", "--jit-stats", prog]);
+    assert!(!text(&out.stderr).contains("tier 1:"));
+}

@@ -7,11 +7,24 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The execution modes every program runs in (command-line arguments): the
-/// interpreter, threaded code for everything (threshold 1), and threaded code at the
-/// default threshold (methods switch tiers while they run).
+/// interpreter; threaded code for everything (threshold 1), also without inline caches
+/// and with stub handlers (the ablations); threaded code at the default threshold
+/// (methods change tiers while the program runs).
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
+    &[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=1,tier1_ic=off",
+    ],
+    &[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=1,tier1_stub_handlers=on",
+    ],
     &["--mode", "threaded"],
 ];
 

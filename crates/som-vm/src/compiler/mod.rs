@@ -447,6 +447,7 @@ impl<'a> Compiler<'a> {
             cache_class: Cell::new(std::ptr::null_mut()),
             cache_method: Cell::new(std::ptr::null_mut()),
             misses: Cell::new(0),
+            seen: Default::default(),
         });
         (s.sites.len() - 1) as u16
     }

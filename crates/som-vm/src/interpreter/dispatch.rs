@@ -51,15 +51,29 @@ pub enum ExitOutcome {
 #[inline]
 pub fn perform_exit(vm: &mut Vm, code: &Code, f: &mut Frame, exit: Exit) -> VmResult<ExitOutcome> {
     match exit {
-        Exit::Send(site) => match send::send(vm, f, &code.sites[site as usize]) {
-            Ok(()) => Ok(ExitOutcome::Continue),
-            Err(Unwind::Restart) => {
-                restart(vm, code, f);
-                Ok(ExitOutcome::Restarted)
-            }
-            Err(e) => Err(e),
-        },
+        Exit::Send(site) => {
+            let r = send::send(vm, f, &code.sites[site as usize]);
+            after_send(vm, code, f, r)
+        }
         other => run_exit(vm, f, other),
+    }
+}
+
+/// How the sending activation goes on after a send: `restart` restarts it.
+#[inline]
+pub fn after_send(
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    r: VmResult<()>,
+) -> VmResult<ExitOutcome> {
+    match r {
+        Ok(()) => Ok(ExitOutcome::Continue),
+        Err(Unwind::Restart) => {
+            restart(vm, code, f);
+            Ok(ExitOutcome::Restarted)
+        }
+        Err(e) => Err(e),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::interpreter::dispatch::{perform_exit, ExitOutcome};
 use crate::interpreter::frame::Frame;
 use crate::interpreter::handlers::{self as h, Exit, SomStep};
 use crate::universe::Vm;
+use crate::unwind::VmResult;
 use crate::value::Value;
 use metajit::shallow::{status, EntryFn, Lowering};
 use metajit::{Concrete, Machine, Step};
@@ -30,18 +31,26 @@ fn finish(vm: &mut Vm, code: &Code, f: &mut Frame, step: SomStep<Concrete>) -> u
             vm.tier1_result = Value::from_bits(v);
             status::RETURN
         }
-        Step::Exit(exit) => match perform_exit(vm, code, f, exit) {
-            Ok(ExitOutcome::Continue) => status::NEXT,
-            Ok(ExitOutcome::Restarted) => status::RESTART,
-            Ok(ExitOutcome::Returned(v)) => {
-                vm.tier1_result = v;
-                status::RETURN
-            }
-            Err(u) => {
-                vm.pending_unwind = Some(u);
-                status::UNWIND
-            }
-        },
+        Step::Exit(exit) => {
+            let r = perform_exit(vm, code, f, exit);
+            exit_status(vm, r)
+        }
+    }
+}
+
+/// Tier 1's status for the outcome of an exit.
+pub fn exit_status(vm: &mut Vm, r: VmResult<ExitOutcome>) -> u64 {
+    match r {
+        Ok(ExitOutcome::Continue) => status::NEXT,
+        Ok(ExitOutcome::Restarted) => status::RESTART,
+        Ok(ExitOutcome::Returned(v)) => {
+            vm.tier1_result = v;
+            status::RETURN
+        }
+        Err(u) => {
+            vm.pending_unwind = Some(u);
+            status::UNWIND
+        }
     }
 }
 

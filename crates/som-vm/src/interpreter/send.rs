@@ -35,6 +35,7 @@ pub fn send(vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
                 site.cache_class.set(class);
                 site.cache_method.set(m);
                 site.misses.set(site.misses.get().wrapping_add(1));
+                site.record_class(class);
                 m
             }
             None => {
@@ -45,6 +46,13 @@ pub fn send(vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
             }
         }
     };
+    send_to(vm, f, method, argc)
+}
+
+/// Invokes `method` on the receiver and `argc` arguments on top of `f`'s stack and
+/// replaces them by the result.
+#[inline]
+pub fn send_to(vm: &mut Vm, f: &mut Frame, method: *mut Method, argc: usize) -> VmResult<()> {
     let v = invoke(vm, f, method, argc)?;
     f.pop_n(argc + 1);
     f.push(v);
@@ -259,11 +267,14 @@ fn tier1_code(vm: &mut Vm, code: &Code) -> Option<CompiledFn> {
         Tier1State::Compiled(f) => Some(f),
         Tier1State::Failed => None,
         Tier1State::NotCompiled => {
-            let tier1 = vm.tier1.as_mut()?;
-            if code.invocations.get() < tier1.options.threshold {
+            if code.invocations.get() < vm.tier1.as_ref()?.options.threshold {
                 return None;
             }
-            tier1.compile(code)
+            // The compiler reads the VM (classes, lookups) while it is borrowed from it.
+            let mut tier1 = vm.tier1.take()?;
+            let compiled = tier1.compile(vm, code);
+            vm.tier1 = Some(tier1);
+            compiled
         }
     }
 }
