@@ -153,6 +153,31 @@ impl MethodShape<'_> {
     }
 }
 
+/// The dummy flag of the stub handlers; never set while code runs (it stands for the
+/// "are we tracing?" flag the original's stubs test).
+pub static STUB_DUMMY_FLAG: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// The stub through which calls go when `stub_handlers` is on: it tests the dummy flag
+/// and then calls the real entry.
+///
+/// # Safety
+/// As the entry's own contract.
+pub unsafe extern "C" fn stub_call(
+    ctx: *mut u8,
+    frame: *mut u8,
+    code: *const u8,
+    instr: *const u8,
+    entry: *const u8,
+) -> u64 {
+    if STUB_DUMMY_FLAG.load(std::sync::atomic::Ordering::Relaxed) {
+        return status::NEXT;
+    }
+    // SAFETY: `entry` is an `EntryFn` (the backend passes only those).
+    let entry: EntryFn = std::mem::transmute::<*const u8, EntryFn>(entry);
+    entry(ctx, frame, code, instr)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,29 +220,4 @@ mod tests {
         };
         assert_eq!(shape.reachable(), vec![0, 1, 2, 4]);
     }
-}
-
-/// The dummy flag of the stub handlers; never set while code runs (it stands for the
-/// "are we tracing?" flag the original's stubs test).
-pub static STUB_DUMMY_FLAG: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
-
-/// The stub through which calls go when `stub_handlers` is on: it tests the dummy flag
-/// and then calls the real entry.
-///
-/// # Safety
-/// As the entry's own contract.
-pub unsafe extern "C" fn stub_call(
-    ctx: *mut u8,
-    frame: *mut u8,
-    code: *const u8,
-    instr: *const u8,
-    entry: *const u8,
-) -> u64 {
-    if STUB_DUMMY_FLAG.load(std::sync::atomic::Ordering::Relaxed) {
-        return status::NEXT;
-    }
-    // SAFETY: `entry` is an `EntryFn` (the backend passes only those).
-    let entry: EntryFn = std::mem::transmute::<*const u8, EntryFn>(entry);
-    entry(ctx, frame, code, instr)
 }
