@@ -1,0 +1,247 @@
+//! A second, tiny client of the framework: a stack language with five instructions,
+//! written once as handlers generic over `Machine`, run by an interpreter loop with the
+//! `Concrete` machine and compiled by the shallow compiler. Both must agree; this is the
+//! proof that nothing in `metajit` is specific to SOM.
+
+use metajit::backend::Tier1Backend;
+use metajit::shallow::{status, EntryFn, Lowering, MethodShape};
+use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, StackFrame, Step};
+
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    /// Push local `n`.
+    Load(usize),
+    /// Pop into local `n`.
+    Store(usize),
+    /// Push a constant.
+    Const(u64),
+    /// Pop two, push their sum.
+    Add,
+    /// Pop; jump to the target if it was zero.
+    JumpIfZero(u32),
+    /// Loop back-edge to the target.
+    Back(u32, usize),
+    /// Return local 0.
+    Ret,
+}
+
+#[repr(C)]
+struct Frame {
+    slots: [u64; 16],
+    sp: usize,
+    pc: u32,
+    aux: [u64; 1],
+}
+
+impl StackFrame for Frame {
+    fn slot_base(&mut self) -> *mut u64 {
+        self.slots.as_mut_ptr()
+    }
+    fn sp(&self) -> usize {
+        self.sp
+    }
+    fn set_sp(&mut self, sp: usize) {
+        self.sp = sp
+    }
+    fn aux_base(&mut self) -> *mut u64 {
+        self.aux.as_mut_ptr()
+    }
+}
+
+type ToyStep<M> = Step<<M as Machine>::W, ()>;
+
+interpreter_definition! {
+    #[threaded]
+    fn load<M: Machine>(m: &mut M, f: &mut Frame, n: usize) -> ToyStep<M> {
+        let v = m.slot(f, n);
+        m.push(f, v);
+        Step::Next
+    }
+    #[threaded]
+    fn store<M: Machine>(m: &mut M, f: &mut Frame, n: usize) -> ToyStep<M> {
+        let v = m.pop(f);
+        m.set_slot(f, n, v);
+        Step::Next
+    }
+    #[threaded]
+    fn constant<M: Machine>(m: &mut M, f: &mut Frame, c: u64) -> ToyStep<M> {
+        let v = m.konst(c);
+        m.push(f, v);
+        Step::Next
+    }
+    #[threaded]
+    fn add<M: Machine>(m: &mut M, f: &mut Frame) -> ToyStep<M> {
+        let b = m.pop(f);
+        let a = m.pop(f);
+        let r = m.bin(BinOp::Add, a, b);
+        m.push(f, r);
+        Step::Next
+    }
+    #[control]
+    fn jump_if_zero<M: Machine>(m: &mut M, f: &mut Frame, target: u32) -> ToyStep<M> {
+        let v = m.pop(f);
+        let zero = m.konst(0);
+        let taken = m.cmp(Cmp::Eq, v, zero);
+        Step::CondJump { taken, target }
+    }
+    #[control]
+    fn ret<M: Machine>(m: &mut M, f: &mut Frame) -> ToyStep<M> {
+        let v = m.slot(f, 0);
+        Step::Return(v)
+    }
+}
+
+fn step<M: Machine>(m: &mut M, f: &mut Frame, op: Op) -> ToyStep<M> {
+    match op {
+        Op::Load(n) => load(m, f, n),
+        Op::Store(n) => store(m, f, n),
+        Op::Const(c) => constant(m, f, c),
+        Op::Add => add(m, f),
+        Op::JumpIfZero(t) => jump_if_zero(m, f, t),
+        Op::Back(t, _) => Step::BackEdge(t),
+        Op::Ret => ret(m, f),
+    }
+}
+
+fn interpret(code: &[Op], f: &mut Frame) -> u64 {
+    loop {
+        let op = code[f.pc as usize];
+        f.pc += 1;
+        match step(&mut Concrete, f, op) {
+            Step::Next => {}
+            Step::Jump(t) | Step::BackEdge(t) => f.pc = t,
+            Step::CondJump { taken, target } => {
+                if taken {
+                    f.pc = target
+                }
+            }
+            Step::Return(v) => return v,
+            Step::Exit(()) => unreachable!(),
+        }
+    }
+}
+
+/// The one concrete entry of the toy language: runs the instruction and answers a status
+/// (the result of a return goes to the context word).
+unsafe extern "C" fn entry(
+    ctx: *mut u8,
+    frame: *mut u8,
+    _code: *const u8,
+    instr: *const u8,
+) -> u64 {
+    let f = &mut *(frame as *mut Frame);
+    match step(&mut Concrete, f, *(instr as *const Op)) {
+        Step::Next => status::NEXT,
+        Step::CondJump { taken, .. } => taken as u64,
+        Step::Return(v) => {
+            *(ctx as *mut u64) = v;
+            status::RETURN
+        }
+        _ => status::UNWIND,
+    }
+}
+
+fn lower(code: &[Op], counters: &mut [u32]) -> Vec<Lowering> {
+    code.iter()
+        .map(|op| {
+            let instr = op as *const Op as *const u8;
+            match *op {
+                Op::JumpIfZero(target) => Lowering::Branch {
+                    entry: entry as EntryFn,
+                    instr,
+                    target,
+                },
+                Op::Back(target, c) => Lowering::BackEdge {
+                    target,
+                    counter: &mut counters[c],
+                },
+                Op::Ret => Lowering::Return {
+                    entry: entry as EntryFn,
+                    instr,
+                },
+                _ => Lowering::Call {
+                    entry: entry as EntryFn,
+                    instr,
+                    may_exit: false,
+                },
+            }
+        })
+        .collect()
+}
+
+/// sum := 0. [n = 0] whileFalse: [sum := sum + n. n := n - 1]. ^ sum
+fn sum_program() -> Vec<Op> {
+    vec![
+        Op::Load(1),         // 0
+        Op::JumpIfZero(11),  // 1
+        Op::Load(0),         // 2
+        Op::Load(1),         // 3
+        Op::Add,             // 4
+        Op::Store(0),        // 5
+        Op::Load(1),         // 6
+        Op::Const(u64::MAX), // 7: -1
+        Op::Add,             // 8
+        Op::Store(1),        // 9
+        Op::Back(0, 0),      // 10
+        Op::Ret,             // 11
+    ]
+}
+
+fn frame(n: u64) -> Frame {
+    let mut f = Frame {
+        slots: [0; 16],
+        sp: 2,
+        pc: 0,
+        aux: [0],
+    };
+    f.slots[1] = n;
+    f
+}
+
+#[test]
+fn interpreter_and_threaded_code_agree() {
+    let code = sum_program();
+    assert_eq!(HANDLERS.len(), 6);
+
+    let interpreted = interpret(&code, &mut frame(100));
+    assert_eq!(interpreted, 5050);
+
+    let mut counters = [0u32; 1];
+    let instrs = lower(&code, &mut counters);
+    let mut backend = Tier1Backend::new().unwrap();
+    let shape = MethodShape {
+        code: std::ptr::null(),
+        instrs: &instrs,
+        stub_handlers: false,
+        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+    };
+    let compiled = backend.compile(&shape).unwrap();
+    let mut result = 0u64;
+    let mut f = frame(100);
+    // SAFETY: the compiled code calls `entry` with these pointers.
+    let st = unsafe {
+        compiled(
+            &mut result as *mut u64 as *mut u8,
+            &mut f as *mut Frame as *mut u8,
+        )
+    };
+    assert_eq!(st, status::RETURN);
+    assert_eq!(result, 5050);
+    assert_eq!(counters[0], 100, "the back-edge counter counts iterations");
+    assert_eq!(backend.stats.methods, 1);
+
+    // The same code through stub handlers.
+    let shape = MethodShape {
+        stub_handlers: true,
+        ..shape
+    };
+    let compiled = backend.compile(&shape).unwrap();
+    let mut f = frame(10);
+    let st = unsafe {
+        compiled(
+            &mut result as *mut u64 as *mut u8,
+            &mut f as *mut Frame as *mut u8,
+        )
+    };
+    assert_eq!((st, result), (status::RETURN, 55));
+}
