@@ -150,13 +150,34 @@ impl Tier1Backend {
                 &Lowering::Jump { target } => {
                     b.ins().jump(blocks[target as usize], &[]);
                 }
-                &Lowering::BackEdge { target, counter } => {
+                &Lowering::BackEdge {
+                    target,
+                    counter,
+                    switch_at,
+                } => {
                     let addr = b.ins().iconst(types::I64, counter as i64);
                     let n = b.ins().load(types::I32, MemFlagsData::trusted(), addr, 0);
                     let one = b.ins().iconst(types::I32, 1);
                     let n1 = b.ins().iadd(n, one);
                     b.ins().store(MemFlagsData::trusted(), n1, addr, 0);
-                    b.ins().jump(blocks[target as usize], &[]);
+                    match switch_at {
+                        None => {
+                            b.ins().jump(blocks[target as usize], &[]);
+                        }
+                        Some(limit) => {
+                            let limit = b.ins().iconst(types::I32, limit as i64);
+                            let hot = b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, n1, limit);
+                            let leave = b.create_block();
+                            b.ins().brif(hot, leave, &[], blocks[target as usize], &[]);
+                            b.switch_to_block(leave);
+                            // The activation resumes at the loop header.
+                            let pc = b.ins().iconst(types::I32, target as i64);
+                            b.ins()
+                                .store(MemFlagsData::trusted(), pc, frame, shape.pc_offset);
+                            let st = b.ins().iconst(types::I64, status::SWITCH as i64);
+                            b.ins().return_(&[st]);
+                        }
+                    }
                 }
                 &Lowering::Return { entry, instr } => {
                     let st = emitter.call(&mut b, pc, entry, instr, true);

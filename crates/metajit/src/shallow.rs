@@ -30,6 +30,9 @@ pub mod status {
     pub const UNWIND: u64 = 3;
     /// Start the activation over at its first instruction (the entry has reset the frame).
     pub const RESTART: u64 = 4;
+    /// A back-edge counter passed its switch threshold: the compiled code left the
+    /// activation with the frame's pc at the loop header, for another tier to resume.
+    pub const SWITCH: u64 = 5;
 }
 
 /// The concrete entry of a handler, as tier-1 code calls it.
@@ -94,8 +97,13 @@ pub enum Lowering {
     /// Jump to `target`; nothing to call.
     Jump { target: u32 },
     /// A loop back-edge: increment the 32-bit counter at `counter` (the embedded
-    /// profiler), then jump to the loop header `target`.
-    BackEdge { target: u32, counter: *mut u32 },
+    /// profiler), then jump to the loop header `target` — unless the count has reached
+    /// `switch_at`: then leave with [`status::SWITCH`] and the pc at the header.
+    BackEdge {
+        target: u32,
+        counter: *mut u32,
+        switch_at: Option<u32>,
+    },
     /// Call the entry and leave the compiled method with its status.
     Return { entry: EntryFn, instr: *const u8 },
     /// A send with an inline cache: compute the receiver's key inline, compare it with
@@ -208,6 +216,7 @@ mod tests {
             Lowering::BackEdge {
                 target: 0,
                 counter: std::ptr::null_mut(),
+                switch_at: None,
             },
             call(),
             ret,

@@ -141,7 +141,7 @@ unsafe extern "C" fn entry(
     }
 }
 
-fn lower(code: &[Op], counters: &mut [u32]) -> Vec<Lowering> {
+fn lower(code: &[Op], counters: &mut [u32], switch_at: Option<u32>) -> Vec<Lowering> {
     code.iter()
         .map(|op| {
             let instr = op as *const Op as *const u8;
@@ -154,6 +154,7 @@ fn lower(code: &[Op], counters: &mut [u32]) -> Vec<Lowering> {
                 Op::Back(target, c) => Lowering::BackEdge {
                     target,
                     counter: &mut counters[c],
+                    switch_at,
                 },
                 Op::Ret => Lowering::Return {
                     entry: entry as EntryFn,
@@ -207,7 +208,7 @@ fn interpreter_and_threaded_code_agree() {
     assert_eq!(interpreted, 5050);
 
     let mut counters = [0u32; 1];
-    let instrs = lower(&code, &mut counters);
+    let instrs = lower(&code, &mut counters, None);
     let mut backend = Tier1Backend::new().unwrap();
     let shape = MethodShape {
         code: std::ptr::null(),
@@ -244,4 +245,32 @@ fn interpreter_and_threaded_code_agree() {
         )
     };
     assert_eq!((st, result), (status::RETURN, 55));
+}
+
+#[test]
+fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
+    let code = sum_program();
+    let mut counters = [0u32; 1];
+    let instrs = lower(&code, &mut counters, Some(30));
+    let mut backend = Tier1Backend::new().unwrap();
+    let shape = MethodShape {
+        code: std::ptr::null(),
+        instrs: &instrs,
+        stub_handlers: false,
+        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+    };
+    let compiled = backend.compile(&shape).unwrap();
+    let mut result = 0u64;
+    let mut f = frame(100);
+    let st = unsafe {
+        compiled(
+            &mut result as *mut u64 as *mut u8,
+            &mut f as *mut Frame as *mut u8,
+        )
+    };
+    assert_eq!(st, status::SWITCH);
+    assert_eq!(f.pc, 0, "resumes at the loop header");
+    assert_eq!(counters[0], 30);
+    // Another engine (here the interpreter) finishes the same activation.
+    assert_eq!(interpret(&code, &mut f), 5050);
 }

@@ -91,9 +91,11 @@ macro_rules! lower {
         let Op::BackJump { target, counter } = *$op else {
             unreachable!()
         };
+        // Threaded mode only counts; the two-level mode will set the switch threshold.
         Lowering::BackEdge {
             target,
             counter: $code.backedges[counter as usize].as_ptr(),
+            switch_at: None,
         }
     }};
 }
