@@ -1,0 +1,92 @@
+//! Every benchmark program in `benchmarks/` runs through the standard harness and
+//! verifies its result, in the interpreter and in threaded code (small sizes: this is a
+//! correctness test; speed is measured by the benchmark harness, not by tests).
+
+use std::path::Path;
+use std::process::Command;
+
+/// (benchmark, inner iterations): sizes that keep the test short.
+const BENCHMARKS: &[(&str, &str)] = &[
+    ("Fibonacci", "1"),
+    ("Recurse", "1"),
+    ("Sum", "1"),
+    ("Sieve", "1"),
+    ("Towers", "1"),
+    ("Queens", "1"),
+    ("Permute", "1"),
+    ("List", "1"),
+    ("Storage", "1"),
+    ("Bounce", "1"),
+    ("BubbleSort", "1"),
+    ("QuickSort", "1"),
+    ("TreeSort", "1"),
+    ("Mandelbrot", "1"),
+    ("NBody", "100"),
+    ("Fannkuch", "6"),
+];
+
+const MODES: &[&[&str]] = &[
+    &["--mode", "interp"],
+    &["--mode", "threaded", "--jit", "tier1_threshold=1"],
+];
+
+#[test]
+fn every_benchmark_verifies_in_every_mode() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks");
+    let harness = dir.join("BenchmarkHarness.som");
+    let mut failures = Vec::new();
+    for (name, inner) in BENCHMARKS {
+        for mode in MODES {
+            let out = Command::new(env!("CARGO_BIN_EXE_som"))
+                .args(*mode)
+                .arg("-cp")
+                .arg(&dir)
+                .arg(&harness)
+                .args([name, "2", inner])
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success()
+                || !stdout.contains(&format!("Starting {name} benchmark."))
+                || !stdout.contains(&format!("{name}: iterations=2 average:"))
+                || !stdout.contains("Total Runtime:")
+            {
+                failures.push(format!(
+                    "{name} {}: {:?}\n{stdout}{}",
+                    mode.join(" "),
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_harness_reports_failures_and_unknown_benchmarks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_som"))
+            .arg("-cp")
+            .arg(&dir)
+            .arg(dir.join("BenchmarkHarness.som"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["NoSuchBenchmark"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("ERROR: Failed loading benchmark: NoSuchBenchmark"));
+    let out = run(&[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Usage"));
+    // Fannkuch knows its answers for sizes 1..12 only: asking for 13 must fail.
+    let out = run(&["Fannkuch", "1", "13"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
