@@ -6,6 +6,7 @@
 //! status. Cranelift runs at its fastest setting (`opt_level = none`): tier 1 must compile
 //! cheaply.
 
+use crate::emit::Emit;
 use crate::shallow::{
     status, stub_call, CacheCase, CompiledFn, EntryFn, Lowering, MethodShape, ReceiverKey,
 };
@@ -146,6 +147,16 @@ impl Tier1Backend {
                         exit_block,
                         &[st.into()],
                     );
+                }
+                &Lowering::Inline { emit, instr } => {
+                    let mut m = Emit {
+                        b: &mut b,
+                        frame,
+                        layout: shape.layout,
+                    };
+                    emit(&mut m, shape.ctx, shape.code, instr);
+                    let next = next.ok_or("falls off the end of the method")?;
+                    b.ins().jump(next, &[]);
                 }
                 &Lowering::Jump { target } => {
                     b.ins().jump(blocks[target as usize], &[]);

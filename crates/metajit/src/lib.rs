@@ -16,6 +16,7 @@
 pub mod annotations;
 pub mod backend;
 pub mod concrete;
+pub mod emit;
 pub mod machine;
 pub mod shallow;
 pub mod step;

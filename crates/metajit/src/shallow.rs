@@ -68,6 +68,11 @@ pub struct ReceiverKey {
     pub header_offset: i32,
 }
 
+/// Runs a decision-free handler with the [`crate::emit::Emit`] machine, emitting its
+/// code inline: `(machine, ctx, code, instr)`, the same context as an entry gets.
+pub type InlineFn =
+    for<'e, 'f> fn(&mut crate::emit::Emit<'e, 'f>, ctx: *mut u8, code: *const u8, instr: *const u8);
+
 /// One case of an inline cache: receivers with guard key `key` go to `direct` with
 /// `target`.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +85,8 @@ pub struct CacheCase {
 /// How one instruction becomes native code.
 #[derive(Debug, Clone)]
 pub enum Lowering {
+    /// Emit the handler's body inline (see [`crate::emit`]); it always continues.
+    Inline { emit: InlineFn, instr: *const u8 },
     /// Call the entry. With `may_exit`, any status but [`status::NEXT`] leaves the
     /// straight line (return, unwind, restart); without, the status is ignored.
     Call {
@@ -119,6 +126,10 @@ pub enum Lowering {
 
 /// A method as the shallow compiler sees it.
 pub struct MethodShape<'a> {
+    /// The runtime context inline handlers get at compile time (for SOM, the VM).
+    pub ctx: *mut u8,
+    /// How inline handlers reach the frame's stack and auxiliary words.
+    pub layout: crate::emit::FrameLayout,
     /// Passed as `code` to every entry.
     pub code: *const u8,
     /// One lowering per instruction; control starts at index 0.
@@ -146,7 +157,9 @@ impl MethodShape<'_> {
             seen[pc] = true;
             order.push(pc);
             match self.instrs[pc] {
-                Lowering::Call { .. } | Lowering::CachedSend { .. } => work.push_back(pc + 1),
+                Lowering::Call { .. } | Lowering::Inline { .. } | Lowering::CachedSend { .. } => {
+                    work.push_back(pc + 1)
+                }
                 Lowering::Branch { target, .. } => {
                     work.push_back(pc + 1);
                     work.push_back(target as usize);
@@ -222,6 +235,12 @@ mod tests {
             ret,
         ];
         let shape = MethodShape {
+            ctx: std::ptr::null_mut(),
+            layout: crate::emit::FrameLayout {
+                base_offset: 0,
+                sp_offset: 8,
+                aux_offset: 16,
+            },
             code: std::ptr::null(),
             instrs: &instrs,
             stub_handlers: false,

@@ -4,6 +4,7 @@
 //! proof that nothing in `metajit` is specific to SOM.
 
 use metajit::backend::Tier1Backend;
+use metajit::emit::{Emit, FrameLayout};
 use metajit::shallow::{status, EntryFn, Lowering, MethodShape};
 use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, StackFrame, Step};
 
@@ -27,7 +28,8 @@ enum Op {
 
 #[repr(C)]
 struct Frame {
-    slots: [u64; 16],
+    /// Slot 0 of this activation's slots.
+    base: *mut u64,
     sp: usize,
     pc: u32,
     aux: [u64; 1],
@@ -35,7 +37,7 @@ struct Frame {
 
 impl StackFrame for Frame {
     fn slot_base(&mut self) -> *mut u64 {
-        self.slots.as_mut_ptr()
+        self.base
     }
     fn sp(&self) -> usize {
         self.sp
@@ -141,7 +143,12 @@ unsafe extern "C" fn entry(
     }
 }
 
-fn lower(code: &[Op], counters: &mut [u32], switch_at: Option<u32>) -> Vec<Lowering> {
+fn lower(
+    code: &[Op],
+    counters: &mut [u32],
+    switch_at: Option<u32>,
+    inline_straight_line: bool,
+) -> Vec<Lowering> {
     code.iter()
         .map(|op| {
             let instr = op as *const Op as *const u8;
@@ -158,6 +165,10 @@ fn lower(code: &[Op], counters: &mut [u32], switch_at: Option<u32>) -> Vec<Lower
                 },
                 Op::Ret => Lowering::Return {
                     entry: entry as EntryFn,
+                    instr,
+                },
+                _ if inline_straight_line => Lowering::Inline {
+                    emit: inline,
                     instr,
                 },
                 _ => Lowering::Call {
@@ -188,15 +199,35 @@ fn sum_program() -> Vec<Op> {
     ]
 }
 
+/// A frame over fresh slots (leaked: tests are short) with local 1 = n.
 fn frame(n: u64) -> Frame {
-    let mut f = Frame {
-        slots: [0; 16],
+    let slots: &'static mut [u64; 16] = Box::leak(Box::new([0; 16]));
+    slots[1] = n;
+    Frame {
+        base: slots.as_mut_ptr(),
         sp: 2,
         pc: 0,
         aux: [0],
+    }
+}
+
+const LAYOUT: FrameLayout = FrameLayout {
+    base_offset: std::mem::offset_of!(Frame, base) as i32,
+    sp_offset: std::mem::offset_of!(Frame, sp) as i32,
+    aux_offset: std::mem::offset_of!(Frame, aux) as i32,
+};
+
+/// Emits the body of a decision-free instruction inline (the handlers run with `Emit`).
+fn inline(m: &mut Emit, _ctx: *mut u8, _code: *const u8, instr: *const u8) {
+    // A frame for the signature only: `Emit` keeps the frame in the generated code.
+    let mut dummy = Frame {
+        base: std::ptr::null_mut(),
+        sp: 0,
+        pc: 0,
+        aux: [0],
     };
-    f.slots[1] = n;
-    f
+    // SAFETY: the lowering passes instructions of the toy program.
+    let _ = step(m, &mut dummy, unsafe { *(instr as *const Op) });
 }
 
 #[test]
@@ -208,9 +239,11 @@ fn interpreter_and_threaded_code_agree() {
     assert_eq!(interpreted, 5050);
 
     let mut counters = [0u32; 1];
-    let instrs = lower(&code, &mut counters, None);
+    let instrs = lower(&code, &mut counters, None, false);
     let mut backend = Tier1Backend::new().unwrap();
     let shape = MethodShape {
+        ctx: std::ptr::null_mut(),
+        layout: LAYOUT,
         code: std::ptr::null(),
         instrs: &instrs,
         stub_handlers: false,
@@ -251,9 +284,11 @@ fn interpreter_and_threaded_code_agree() {
 fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
     let code = sum_program();
     let mut counters = [0u32; 1];
-    let instrs = lower(&code, &mut counters, Some(30));
+    let instrs = lower(&code, &mut counters, Some(30), false);
     let mut backend = Tier1Backend::new().unwrap();
     let shape = MethodShape {
+        ctx: std::ptr::null_mut(),
+        layout: LAYOUT,
         code: std::ptr::null(),
         instrs: &instrs,
         stub_handlers: false,
@@ -273,4 +308,52 @@ fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
     assert_eq!(counters[0], 30);
     // Another engine (here the interpreter) finishes the same activation.
     assert_eq!(interpret(&code, &mut f), 5050);
+}
+
+#[test]
+fn straight_line_handlers_are_compiled_inline_by_running_them_with_emit() {
+    let code = sum_program();
+    let mut counters = [0u32; 1];
+    let instrs = lower(&code, &mut counters, None, true);
+    assert!(matches!(instrs[0], Lowering::Inline { .. }));
+    let mut backend = Tier1Backend::new().unwrap();
+    let shape = MethodShape {
+        ctx: std::ptr::null_mut(),
+        layout: LAYOUT,
+        code: std::ptr::null(),
+        instrs: &instrs,
+        stub_handlers: false,
+        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+    };
+    let compiled = backend.compile(&shape).unwrap();
+    let mut result = 0u64;
+    let mut f = frame(1000);
+    let st = unsafe {
+        compiled(
+            &mut result as *mut u64 as *mut u8,
+            &mut f as *mut Frame as *mut u8,
+        )
+    };
+    assert_eq!((st, result), (status::RETURN, 500500));
+    assert_eq!(f.sp, 2, "the inline code kept the frame's stack pointer");
+}
+
+#[test]
+#[should_panic(expected = "decides on a runtime value")]
+fn a_handler_with_a_decision_cannot_be_inlined() {
+    let code = [Op::JumpIfZero(0)];
+    let instrs = [Lowering::Inline {
+        emit: inline,
+        instr: &code[0] as *const Op as *const u8,
+    }];
+    let mut backend = Tier1Backend::new().unwrap();
+    let shape = MethodShape {
+        ctx: std::ptr::null_mut(),
+        layout: LAYOUT,
+        code: std::ptr::null(),
+        instrs: &instrs,
+        stub_handlers: false,
+        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+    };
+    let _ = backend.compile(&shape);
 }

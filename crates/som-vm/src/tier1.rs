@@ -15,6 +15,7 @@ use crate::interpreter::send::send_to;
 use crate::object::Method;
 use crate::universe::Vm;
 use metajit::backend::Tier1Backend;
+use metajit::emit::FrameLayout;
 use metajit::shallow::{CacheCase, CompiledFn, Lowering, MethodShape, ReceiverKey};
 
 /// Tier-1 settings (`--jit key=value`).
@@ -55,7 +56,7 @@ impl Tier1 {
     }
 
     /// Compiles `code` (once); answers its compiled form unless compilation failed.
-    pub fn compile(&mut self, vm: &Vm, code: &Code) -> Option<CompiledFn> {
+    pub fn compile(&mut self, vm: &mut Vm, code: &Code) -> Option<CompiledFn> {
         match code.tier1.get() {
             Tier1State::Compiled(f) => return Some(f),
             Tier1State::Failed => return None,
@@ -71,6 +72,12 @@ impl Tier1 {
             })
             .collect();
         let shape = MethodShape {
+            ctx: vm as *mut Vm as *mut u8,
+            layout: FrameLayout {
+                base_offset: std::mem::offset_of!(Frame, base) as i32,
+                sp_offset: std::mem::offset_of!(Frame, sp) as i32,
+                aux_offset: std::mem::offset_of!(Frame, ctx) as i32,
+            },
             code: code as *const Code as *const u8,
             instrs: &instrs,
             stub_handlers: self.options.stub_handlers,

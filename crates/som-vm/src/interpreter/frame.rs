@@ -27,6 +27,20 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A frame that belongs to no activation (only for passing to code that ignores it).
+    pub fn detached() -> Frame {
+        Frame {
+            base: std::ptr::null_mut(),
+            sp: 0,
+            pc: 0,
+            method: std::ptr::null_mut(),
+            ctx: Value::EMPTY,
+            outer: Value::EMPTY,
+            closure: Value::EMPTY,
+            parent: std::ptr::null(),
+        }
+    }
+
     /// The receiver and the `argc` arguments on top of the operand stack.
     #[inline(always)]
     pub fn args(&mut self, argc: usize) -> &mut [Value] {

@@ -6,9 +6,12 @@
 //!   the handler with the `Concrete` machine and carries out its step;
 //! * [`lowering`], which tells the shallow compiler what to emit for an instruction.
 //!
-//! The lowering column refines the handler annotations of `handlers`: `threaded` and
-//! `residual` handlers are calls (`pure` when they can only continue, `exits` when they
-//! may send or fail), `control` handlers are `branch`, `jump`, `backedge` or `ret`.
+//! The lowering column refines the handler annotations of `handlers`: `threaded`
+//! handlers that make no decision on runtime values are `inline` (tier 1 runs their
+//! bodies with the code-emitting machine and so compiles them into the method); other
+//! `threaded` and `residual` handlers are calls (`pure` when they can only continue,
+//! `exits` when they may send or fail); `control` handlers are `branch`, `jump`,
+//! `backedge` or `ret`.
 
 use crate::bytecode::{Code, Op};
 use crate::interpreter::dispatch::{perform_exit, ExitOutcome};
@@ -17,6 +20,7 @@ use crate::interpreter::handlers::{self as h, Exit, SomStep};
 use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
+use metajit::emit::Emit;
 use metajit::shallow::{status, EntryFn, Lowering};
 use metajit::{Concrete, Machine, Step};
 
@@ -55,6 +59,12 @@ pub fn exit_status(vm: &mut Vm, r: VmResult<ExitOutcome>) -> u64 {
 }
 
 macro_rules! lower {
+    (inline, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+        Lowering::Inline {
+            emit: inline_handler,
+            instr: $instr,
+        }
+    };
     (pure, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
         Lowering::Call {
             entry: $entry as EntryFn,
@@ -155,6 +165,23 @@ macro_rules! ops {
     };
 }
 
+/// Compiles a decision-free instruction inline: runs its handler with the code-emitting
+/// machine (`metajit::emit::Emit`) at compile time.
+fn inline_handler(m: &mut Emit, ctx: *mut u8, code: *const u8, instr: *const u8) {
+    // SAFETY: tier 1 passes the VM, the code being compiled and one of its instructions.
+    let (vm, code, op) = unsafe {
+        (
+            &mut *(ctx as *mut Vm),
+            &*(code as *const Code),
+            *(instr as *const Op),
+        )
+    };
+    // The handler's frame parameter is only passed through to the machine, which keeps
+    // the real frame in the generated code.
+    let mut unused = Frame::detached();
+    let _ = step(m, vm, code, &mut unused, op);
+}
+
 /// The target of a jump-like instruction.
 fn branch_target(op: &Op) -> u32 {
     match *op {
@@ -166,19 +193,19 @@ fn branch_target(op: &Op) -> u32 {
 }
 
 ops! { m, vm, code, f;
-    e_dup [pure] Op::Dup => h::dup(m, f);
-    e_pop [pure] Op::Pop => h::pop(m, f);
-    e_push_slot [pure] Op::PushSlot(n) => h::push_slot(m, f, n);
-    e_store_slot [pure] Op::StoreSlot(n) => h::store_slot(m, f, n);
-    e_push_ctx [pure] Op::PushCtx { level, idx } => h::push_ctx(m, f, level, idx);
-    e_store_ctx [pure] Op::StoreCtx { level, idx } => h::store_ctx(m, f, level, idx);
+    e_dup [inline] Op::Dup => h::dup(m, f);
+    e_pop [inline] Op::Pop => h::pop(m, f);
+    e_push_slot [inline] Op::PushSlot(n) => h::push_slot(m, f, n);
+    e_store_slot [inline] Op::StoreSlot(n) => h::store_slot(m, f, n);
+    e_push_ctx [inline] Op::PushCtx { level, idx } => h::push_ctx(m, f, level, idx);
+    e_store_ctx [inline] Op::StoreCtx { level, idx } => h::store_ctx(m, f, level, idx);
     e_push_field [pure] Op::PushField(n) => h::push_field(m, vm, f, n);
     e_store_field [pure] Op::StoreField(n) => h::store_field(m, vm, f, n);
-    e_push_literal [pure] Op::PushLiteral(n) => h::push_literal(m, code, f, n);
-    e_push_int [pure] Op::PushInt(i) => h::push_const(m, f, Value::int(i as i64));
-    e_push_nil [pure] Op::PushNil => h::push_const(m, f, vm.nil);
-    e_push_true [pure] Op::PushTrue => h::push_const(m, f, vm.true_);
-    e_push_false [pure] Op::PushFalse => h::push_const(m, f, vm.false_);
+    e_push_literal [inline] Op::PushLiteral(n) => h::push_literal(m, code, f, n);
+    e_push_int [inline] Op::PushInt(i) => h::push_const(m, f, Value::int(i as i64));
+    e_push_nil [inline] Op::PushNil => h::push_const(m, f, vm.nil);
+    e_push_true [inline] Op::PushTrue => h::push_const(m, f, vm.true_);
+    e_push_false [inline] Op::PushFalse => h::push_const(m, f, vm.false_);
     e_push_global [exits] Op::PushGlobal(cell) => h::push_global(m, vm, f, cell);
     e_push_block [pure] Op::PushBlock(n) => h::push_block(m, vm, code, f, n);
     e_send [exits] Op::Send(site) | Op::SuperSend(site) => Step::Exit(Exit::Send(site));
