@@ -101,6 +101,13 @@ impl Tier1Backend {
         b.switch_to_block(start_block);
         let ctx_ptr = b.block_params(start_block)[0];
         let frame = b.block_params(start_block)[1];
+        // Slot 0's address never changes during an activation: load it once.
+        let base = b.ins().load(
+            types::I64,
+            MemFlagsData::trusted(),
+            frame,
+            shape.layout.base_offset,
+        );
         b.ins().jump(blocks[0], &[]);
 
         let emitter = Emitter {
@@ -148,10 +155,12 @@ impl Tier1Backend {
                         &[st.into()],
                     );
                 }
-                &Lowering::Inline { emit, instr } => {
+                &Lowering::Inline { emit, instr, sp } => {
                     let mut m = Emit {
                         b: &mut b,
                         frame,
+                        base,
+                        sp,
                         layout: shape.layout,
                     };
                     emit(&mut m, shape.ctx, shape.code, instr);

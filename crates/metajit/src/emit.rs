@@ -15,7 +15,7 @@ use crate::machine::{BinOp, Cmp, FBinOp, Machine, StackFrame};
 use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Value};
 use cranelift_frontend::FunctionBuilder;
 
-/// Where the frame keeps what the stack operations need.
+/// Where the frame keeps what compiled code needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameLayout {
     /// Offset of the pointer to slot 0.
@@ -27,10 +27,19 @@ pub struct FrameLayout {
 }
 
 /// Emits the code of a handler into the function being built.
+///
+/// The stack pointer is known at compile time (`sp`), so pushes and pops become loads
+/// and stores at constant offsets from slot 0 (`base`, loaded once per method); the
+/// frame's stack pointer is still written after each change, so the frame stays exact
+/// for the calls that follow.
 pub struct Emit<'e, 'f> {
     pub b: &'e mut FunctionBuilder<'f>,
     /// The frame pointer of the compiled method.
     pub frame: Value,
+    /// The frame's slot 0 pointer.
+    pub base: Value,
+    /// The operand-stack pointer (slot index) at this point of the handler.
+    pub sp: usize,
     pub layout: FrameLayout,
 }
 
@@ -38,34 +47,23 @@ impl Emit<'_, '_> {
     fn flags() -> MemFlagsData {
         MemFlagsData::trusted()
     }
-    fn base(&mut self) -> Value {
-        self.b.ins().load(
-            types::I64,
-            Self::flags(),
-            self.frame,
-            self.layout.base_offset,
-        )
-    }
-    fn sp(&mut self) -> Value {
+    fn load_slot(&mut self, i: usize) -> Value {
         self.b
             .ins()
-            .load(types::I64, Self::flags(), self.frame, self.layout.sp_offset)
+            .load(types::I64, Self::flags(), self.base, (8 * i) as i32)
     }
-    fn set_sp(&mut self, sp: Value) {
+    fn store_slot(&mut self, i: usize, w: Value) {
         self.b
             .ins()
-            .store(Self::flags(), sp, self.frame, self.layout.sp_offset);
+            .store(Self::flags(), w, self.base, (8 * i) as i32);
     }
-    /// Address of slot `index` (a runtime slot index).
-    fn slot_addr(&mut self, index: Value) -> Value {
-        let base = self.base();
-        let eight = self.b.ins().iconst(types::I64, 8);
-        let bytes = self.b.ins().imul(index, eight);
-        self.b.ins().iadd(base, bytes)
-    }
-    fn add_const(&mut self, v: Value, k: i64) -> Value {
-        let k = self.b.ins().iconst(types::I64, k);
-        self.b.ins().iadd(v, k)
+    /// Moves the stack pointer and records it in the frame.
+    fn move_sp(&mut self, sp: usize) {
+        self.sp = sp;
+        let v = self.b.ins().iconst(types::I64, sp as i64);
+        self.b
+            .ins()
+            .store(Self::flags(), v, self.frame, self.layout.sp_offset);
     }
     fn decision(&self) -> ! {
         panic!(
@@ -88,40 +86,25 @@ impl Machine for Emit<'_, '_> {
     }
 
     fn slot<F: StackFrame>(&mut self, _f: &mut F, i: usize) -> Value {
-        let base = self.base();
-        self.b
-            .ins()
-            .load(types::I64, Self::flags(), base, (8 * i) as i32)
+        self.load_slot(i)
     }
     fn set_slot<F: StackFrame>(&mut self, _f: &mut F, i: usize, w: Value) {
-        let base = self.base();
-        self.b.ins().store(Self::flags(), w, base, (8 * i) as i32);
+        self.store_slot(i, w)
     }
     fn push<F: StackFrame>(&mut self, _f: &mut F, w: Value) {
-        let sp = self.sp();
-        let addr = self.slot_addr(sp);
-        self.b.ins().store(Self::flags(), w, addr, 0);
-        let sp1 = self.add_const(sp, 1);
-        self.set_sp(sp1);
+        self.store_slot(self.sp, w);
+        self.move_sp(self.sp + 1);
     }
     fn pop<F: StackFrame>(&mut self, _f: &mut F) -> Value {
-        let sp = self.sp();
-        let sp1 = self.add_const(sp, -1);
-        self.set_sp(sp1);
-        let addr = self.slot_addr(sp1);
-        self.b.ins().load(types::I64, Self::flags(), addr, 0)
+        let v = self.load_slot(self.sp - 1);
+        self.move_sp(self.sp - 1);
+        v
     }
     fn peek<F: StackFrame>(&mut self, _f: &mut F, depth: usize) -> Value {
-        let sp = self.sp();
-        let addr = self.slot_addr(sp);
-        self.b
-            .ins()
-            .load(types::I64, Self::flags(), addr, -8 * (depth as i32 + 1))
+        self.load_slot(self.sp - 1 - depth)
     }
     fn drop_n<F: StackFrame>(&mut self, _f: &mut F, n: usize) {
-        let sp = self.sp();
-        let sp1 = self.add_const(sp, -(n as i64));
-        self.set_sp(sp1);
+        self.move_sp(self.sp - n);
     }
     fn aux<F: StackFrame>(&mut self, _f: &mut F, i: usize) -> Value {
         let off = self.layout.aux_offset + 8 * i as i32;

@@ -86,7 +86,13 @@ pub struct CacheCase {
 #[derive(Debug, Clone)]
 pub enum Lowering {
     /// Emit the handler's body inline (see [`crate::emit`]); it always continues.
-    Inline { emit: InlineFn, instr: *const u8 },
+    /// `sp` is the operand-stack pointer before the instruction (slot index), which is
+    /// the same on every path to it.
+    Inline {
+        emit: InlineFn,
+        instr: *const u8,
+        sp: usize,
+    },
     /// Call the entry. With `may_exit`, any status but [`status::NEXT`] leaves the
     /// straight line (return, unwind, restart); without, the status is ignored.
     Call {

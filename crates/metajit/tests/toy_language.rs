@@ -150,7 +150,8 @@ fn lower(
     inline_straight_line: bool,
 ) -> Vec<Lowering> {
     code.iter()
-        .map(|op| {
+        .enumerate()
+        .map(|(pc, op)| {
             let instr = op as *const Op as *const u8;
             match *op {
                 Op::JumpIfZero(target) => Lowering::Branch {
@@ -170,6 +171,7 @@ fn lower(
                 _ if inline_straight_line => Lowering::Inline {
                     emit: inline,
                     instr,
+                    sp: STACK_BEFORE[pc],
                 },
                 _ => Lowering::Call {
                     entry: entry as EntryFn,
@@ -180,6 +182,9 @@ fn lower(
         })
         .collect()
 }
+
+/// The stack pointer before each instruction of `sum_program` (two locals).
+const STACK_BEFORE: [usize; 12] = [2, 3, 2, 3, 4, 3, 2, 3, 4, 3, 2, 2];
 
 /// sum := 0. [n = 0] whileFalse: [sum := sum + n. n := n - 1]. ^ sum
 fn sum_program() -> Vec<Op> {
@@ -345,6 +350,7 @@ fn a_handler_with_a_decision_cannot_be_inlined() {
     let instrs = [Lowering::Inline {
         emit: inline,
         instr: &code[0] as *const Op as *const u8,
+        sp: 3,
     }];
     let mut backend = Tier1Backend::new().unwrap();
     let shape = MethodShape {

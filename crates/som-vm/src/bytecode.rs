@@ -162,6 +162,8 @@ pub struct Code {
     pub backedges: Vec<Cell<u32>>,
     /// Source line of each op (for backtraces).
     pub lines: Vec<u32>,
+    /// Operand-stack depth before each op (the same on every path to it).
+    pub depths: Vec<u16>,
     /// Tier-1 state: the compiled method once compiled (see `tier1`).
     pub tier1: Cell<Tier1State>,
 }
@@ -179,6 +181,11 @@ impl Code {
     /// Slots a frame of this code needs: self, arguments, locals and operand stack.
     pub fn frame_size(&self) -> usize {
         1 + self.num_args + self.num_locals + self.max_stack
+    }
+
+    /// The frame's stack pointer (slot index) before instruction `pc`.
+    pub fn sp_before(&self, pc: usize) -> usize {
+        1 + self.num_args + self.num_locals + self.depths[pc] as usize
     }
 
     /// A human-readable listing (for `--disassemble` and tests).

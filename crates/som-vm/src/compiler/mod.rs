@@ -40,6 +40,7 @@ struct Scope {
     id: u32,
     ops: Vec<Op>,
     lines: Vec<u32>,
+    depths: Vec<u16>,
     literals: Vec<Value>,
     sites: Vec<SendSite>,
     /// Visible variables; inlined blocks push and later truncate.
@@ -59,6 +60,7 @@ impl Scope {
             id,
             ops: Vec::new(),
             lines: Vec::new(),
+            depths: Vec::new(),
             literals: Vec::new(),
             sites: Vec::new(),
             vars: Vec::new(),
@@ -298,6 +300,7 @@ impl<'a> Compiler<'a> {
             invocations: Cell::new(0),
             backedges: (0..s.backedges).map(|_| Cell::new(0)).collect(),
             lines: s.lines,
+            depths: s.depths,
             tier1: Cell::new(crate::bytecode::Tier1State::NotCompiled),
         }
     }
@@ -398,6 +401,7 @@ impl<'a> Compiler<'a> {
         let s = self.scope_mut();
         s.ops.push(op);
         s.lines.push(line);
+        s.depths.push(s.depth as u16);
         s.depth = (s.depth as isize + effect).max(0) as usize;
         s.max_depth = s.max_depth.max(s.depth);
         s.ops.len() - 1

@@ -17,6 +17,13 @@ pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
     let m = &mut Concrete;
     loop {
         let op = code.ops[f.pc as usize];
+        // The compiler's stack depths are what tier 1 compiles against: check them.
+        debug_assert_eq!(
+            f.sp,
+            code.sp_before(f.pc as usize),
+            "stack depth at pc {}",
+            f.pc
+        );
         f.pc += 1;
         match ops::step(m, vm, code, f, op) {
             Step::Next => {}

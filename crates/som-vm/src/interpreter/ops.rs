@@ -59,45 +59,46 @@ pub fn exit_status(vm: &mut Vm, r: VmResult<ExitOutcome>) -> u64 {
 }
 
 macro_rules! lower {
-    (inline, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (inline, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Inline {
             emit: inline_handler,
             instr: $instr,
+            sp: $code.sp_before($pc),
         }
     };
-    (pure, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (pure, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Call {
             entry: $entry as EntryFn,
             instr: $instr,
             may_exit: false,
         }
     };
-    (exits, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (exits, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Call {
             entry: $entry as EntryFn,
             instr: $instr,
             may_exit: true,
         }
     };
-    (ret, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (ret, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Return {
             entry: $entry as EntryFn,
             instr: $instr,
         }
     };
-    (branch, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (branch, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Branch {
             entry: $entry as EntryFn,
             instr: $instr,
             target: branch_target($op),
         }
     };
-    (jump, $entry:ident, $code:ident, $instr:ident, $op:ident) => {
+    (jump, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
         Lowering::Jump {
             target: branch_target($op),
         }
     };
-    (backedge, $entry:ident, $code:ident, $instr:ident, $op:ident) => {{
+    (backedge, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {{
         let Op::BackJump { target, counter } = *$op else {
             unreachable!()
         };
@@ -159,7 +160,7 @@ macro_rules! ops {
             let op = &code.ops[pc];
             let instr = op as *const Op as *const u8;
             match op {
-                $( $pat => lower!($kind, $entry, code, instr, op), )*
+                $( $pat => lower!($kind, $entry, code, instr, op, pc), )*
             }
         }
     };
