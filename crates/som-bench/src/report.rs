@@ -1,0 +1,183 @@
+//! Turning runs into a Markdown report: per benchmark and VM the steady-state time
+//! (median over invocations of each invocation's median over its second half of
+//! iterations), the mean, standard deviation and bootstrap confidence interval of the
+//! per-invocation values, peak RSS, the ratio to the baseline VM, the geometric mean of
+//! those ratios, and a Wilcoxon signed-rank test of each VM against the baseline over
+//! the paired benchmark medians.
+
+use crate::runner::Run;
+use crate::stats;
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+/// Steady-state value of one run: the median of the second half of its iterations.
+pub fn steady_state_us(run: &Run) -> Option<f64> {
+    let its = &run.iterations_us;
+    if its.is_empty() || run.failure.is_some() {
+        return None;
+    }
+    let tail: Vec<f64> = its[its.len() / 2..].iter().map(|&x| x as f64).collect();
+    Some(stats::median(&tail))
+}
+
+/// Per (benchmark, vm): the steady-state values of its invocations.
+fn by_cell(runs: &[Run]) -> BTreeMap<(String, String), Vec<f64>> {
+    let mut cells: BTreeMap<(String, String), Vec<f64>> = BTreeMap::new();
+    for r in runs {
+        if let Some(v) = steady_state_us(r) {
+            cells
+                .entry((r.benchmark.clone(), r.vm.clone()))
+                .or_default()
+                .push(v);
+        }
+    }
+    cells
+}
+
+pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> String {
+    let cells = by_cell(runs);
+    let benchmarks: Vec<String> = {
+        let mut b: Vec<String> = runs.iter().map(|r| r.benchmark.clone()).collect();
+        b.dedup();
+        let mut seen = Vec::new();
+        for x in b {
+            if !seen.contains(&x) {
+                seen.push(x);
+            }
+        }
+        seen
+    };
+    let median_of = |b: &str, vm: &str| {
+        cells
+            .get(&(b.to_string(), vm.to_string()))
+            .map(|v| stats::median(v))
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "# {title}\n");
+    let _ = writeln!(
+        out,
+        "Steady state per benchmark: the median over invocations of each invocation's median \
+         over the second half of its iterations (µs; lower is better). Ratio: baseline \
+         `{baseline}` time divided by this VM's time (higher is faster).\n"
+    );
+    let _ = write!(out, "| Benchmark |");
+    for vm in vms {
+        let _ = write!(out, " {vm} (µs) | mean | sd | ±95% CI | ratio |");
+    }
+    let _ = writeln!(out);
+    let _ = write!(out, "|---|");
+    for _ in vms {
+        let _ = write!(out, "---:|---:|---:|---:|---:|");
+    }
+    let _ = writeln!(out);
+    for b in &benchmarks {
+        let _ = write!(out, "| {b} |");
+        for vm in vms {
+            match (cells.get(&(b.clone(), vm.clone())), median_of(b, baseline)) {
+                (Some(vals), base) => {
+                    let m = stats::median(vals);
+                    let (lo, hi) = stats::bootstrap_mean_ci(vals, 0.95, 2000);
+                    let ratio = base.map_or("–".to_string(), |bm| format!("{:.2}", bm / m));
+                    let _ = write!(
+                        out,
+                        " {m:.0} | {:.0} | {:.0} | {:.0} | {ratio} |",
+                        stats::mean(vals),
+                        stats::variance(vals).sqrt(),
+                        (hi - lo) / 2.0
+                    );
+                }
+                (None, _) => {
+                    let _ = write!(out, " failed | | | | |");
+                }
+            }
+        }
+        let _ = writeln!(out);
+    }
+    let _ = writeln!(out, "\n## Summary\n");
+    let _ = writeln!(out, "| VM | geomean ratio to `{baseline}` | Wilcoxon p (paired medians) | peak RSS median (MB) |");
+    let _ = writeln!(out, "|---|---:|---:|---:|");
+    for vm in vms {
+        let pairs: Vec<(f64, f64)> = benchmarks
+            .iter()
+            .filter_map(|b| Some((median_of(b, baseline)?, median_of(b, vm)?)))
+            .collect();
+        let ratios: Vec<f64> = pairs.iter().map(|(base, m)| base / m).collect();
+        let (a, c): (Vec<f64>, Vec<f64>) = pairs.iter().cloned().unzip();
+        let w = stats::wilcoxon(&a, &c);
+        let rss: Vec<f64> = runs
+            .iter()
+            .filter(|r| &r.vm == vm && r.max_rss_kb > 0)
+            .map(|r| r.max_rss_kb as f64 / 1024.0)
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {vm} | {:.3} | {} | {:.1} |",
+            stats::geomean(&ratios),
+            if vm == baseline {
+                "–".to_string()
+            } else {
+                format!("{:.4}", w.p)
+            },
+            stats::median(&rss)
+        );
+    }
+    let failures: Vec<&Run> = runs.iter().filter(|r| r.failure.is_some()).collect();
+    if !failures.is_empty() {
+        let _ = writeln!(out, "\n## Failed runs\n");
+        for r in failures {
+            let _ = writeln!(
+                out,
+                "- {} on {} (invocation {}): exit {}\n\n```\n{}\n```",
+                r.benchmark,
+                r.vm,
+                r.invocation,
+                r.exit_status,
+                r.failure.as_deref().unwrap_or("").trim()
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(vm: &str, b: &str, its: &[u64]) -> Run {
+        Run {
+            vm: vm.into(),
+            benchmark: b.into(),
+            invocation: 0,
+            iterations_us: its.to_vec(),
+            wall_ms: 1.0,
+            max_rss_kb: 2048,
+            exit_status: 0,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn steady_state_uses_the_second_half() {
+        assert_eq!(
+            steady_state_us(&run("a", "b", &[1000, 900, 10, 12])),
+            Some(11.0)
+        );
+    }
+
+    #[test]
+    fn report_has_ratios_and_a_summary() {
+        let runs = vec![
+            run("interp", "Sieve", &[100, 100]),
+            run("threaded", "Sieve", &[50, 50]),
+            run("interp", "Sum", &[300, 300]),
+            run("threaded", "Sum", &[100, 100]),
+        ];
+        let vms = vec!["interp".to_string(), "threaded".to_string()];
+        let md = markdown(&runs, &vms, "interp", "Test");
+        assert!(
+            md.contains("| Sieve | 100 | 100 | 0 | 0 | 1.00 | 50 | 50 | 0 | 0 | 2.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("| threaded | 2.449 |"), "{md}");
+    }
+}
