@@ -7,7 +7,8 @@
 //! report from `runs.json`. VMs are command templates, so peer VMs and our modes are
 //! compared in the same run.
 //!
-//! Still to come (issue 4): plots, the synthesizer, and the named experiments.
+//! `som-bench experiment ablation` is the paper's Q3 over our modes. Still to come
+//! (issue 4): plots, the synthesizer, and the warm-up and peak experiments (with tier 2).
 
 mod report;
 mod runner;
@@ -81,6 +82,56 @@ enum Cmd {
     },
     /// Rebuild report.md from a results directory.
     Report { dir: PathBuf },
+    /// A named experiment of the paper, run over the modes the VM has.
+    Experiment {
+        /// `ablation`: tier 1 with all optimisations, without inline caches, and
+        /// without inline caches and with stub handlers, normalised to the interpreter
+        /// (the paper's Q3, Figure 13).
+        name: String,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+        #[arg(long, default_value_t = 3)]
+        invocations: usize,
+        #[arg(long, default_value = "target/release/som")]
+        som: PathBuf,
+        #[arg(long, default_value = "benchmarks")]
+        dir: PathBuf,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// The tier-1 threshold of the ablation (the paper's Q3 runs use 23).
+const ABLATION_THRESHOLD: u32 = 23;
+
+/// The VMs of a named experiment.
+fn experiment_vms(name: &str) -> Result<Vec<String>, String> {
+    let harness =
+        "{som} {mode} -cp {dir} {dir}/BenchmarkHarness.som {benchmark} {iterations} {inner}";
+    let vm = |label: &str, mode: &str| format!("{label}={}", harness.replace("{mode}", mode));
+    let t = ABLATION_THRESHOLD;
+    match name {
+        "ablation" => Ok(vec![
+            vm("interp", "--mode interp"),
+            vm(
+                "threaded",
+                &format!("--mode threaded --jit tier1_threshold={t}"),
+            ),
+            vm(
+                "threaded-no-ic",
+                &format!("--mode threaded --jit tier1_threshold={t},tier1_ic=off"),
+            ),
+            vm(
+                "threaded-no-ic-stubs",
+                &format!(
+                    "--mode threaded --jit tier1_threshold={t},tier1_ic=off,tier1_stub_handlers=on"
+                ),
+            ),
+        ]),
+        other => Err(format!(
+            "unknown experiment '{other}' (known: ablation; warmup and peak arrive with tier 2)"
+        )),
+    }
 }
 
 fn main() {
@@ -106,6 +157,25 @@ fn main() {
             out,
         }),
         Cmd::Report { dir } => rebuild_report(&dir),
+        Cmd::Experiment {
+            name,
+            iterations,
+            invocations,
+            som,
+            dir,
+            out,
+        } => experiment_vms(&name).and_then(|vms| {
+            run(RunConfig {
+                vms,
+                benchmarks: Vec::new(),
+                iterations,
+                invocations,
+                som,
+                dir,
+                baseline: Some("interp".into()),
+                out: out.unwrap_or_else(|| PathBuf::from(format!("bench-results/{name}"))),
+            })
+        }),
     };
     if let Err(e) = result {
         eprintln!("som-bench: {e}");
