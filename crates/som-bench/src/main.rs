@@ -200,7 +200,10 @@ fn parse_vms(specs: &[String], som: &Path, dir: &Path) -> Result<Vec<Vm>, String
     let specs: Vec<String> = if specs.is_empty() {
         vec![
             format!("interp={}", harness.replace("{mode}", "--mode interp")),
-            format!("threaded={}", harness.replace("{mode}", "--mode threaded")),
+            format!(
+                "threaded={}",
+                harness.replace("{mode}", "--mode threaded --jit-stats")
+            ),
         ]
     } else {
         specs.to_vec()

@@ -94,8 +94,11 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "\n## Summary\n");
-    let _ = writeln!(out, "| VM | geomean ratio to `{baseline}` | Wilcoxon p (paired medians) | peak RSS median (MB) |");
-    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| VM | geomean ratio to `{baseline}` | Wilcoxon p (paired medians) | peak RSS median (MB) | tier-1 compile µs/bytecode (median) |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
     for vm in vms {
         let pairs: Vec<(f64, f64)> = benchmarks
             .iter()
@@ -109,16 +112,26 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
             .filter(|r| &r.vm == vm && r.max_rss_kb > 0)
             .map(|r| r.max_rss_kb as f64 / 1024.0)
             .collect();
+        let compile: Vec<f64> = runs
+            .iter()
+            .filter(|r| &r.vm == vm)
+            .filter_map(|r| r.compile_us_per_bytecode)
+            .collect();
+        let p = if vm == baseline {
+            "–".to_string()
+        } else {
+            format!("{:.4}", w.p)
+        };
+        let compile = if compile.is_empty() {
+            "–".to_string()
+        } else {
+            format!("{:.2}", stats::median(&compile))
+        };
         let _ = writeln!(
             out,
-            "| {vm} | {:.3} | {} | {:.1} |",
+            "| {vm} | {:.3} | {p} | {:.1} | {compile} |",
             stats::geomean(&ratios),
-            if vm == baseline {
-                "–".to_string()
-            } else {
-                format!("{:.4}", w.p)
-            },
-            stats::median(&rss)
+            stats::median(&rss),
         );
     }
     let failures: Vec<&Run> = runs.iter().filter(|r| r.failure.is_some()).collect();
@@ -152,6 +165,7 @@ mod tests {
             wall_ms: 1.0,
             max_rss_kb: 2048,
             exit_status: 0,
+            compile_us_per_bytecode: None,
             failure: None,
         }
     }
@@ -179,5 +193,6 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| threaded | 2.449 |"), "{md}");
+        assert!(md.contains("| 2.0 | – |"), "{md}");
     }
 }

@@ -33,6 +33,9 @@ pub struct Run {
     pub wall_ms: f64,
     pub max_rss_kb: i64,
     pub exit_status: i32,
+    /// Tier-1 compile speed when the VM printed `--jit-stats` (µs per bytecode).
+    #[serde(default)]
+    pub compile_us_per_bytecode: Option<f64>,
     /// The end of stdout and stderr when the run failed.
     pub failure: Option<String>,
 }
@@ -67,6 +70,13 @@ pub fn parse_iterations(stdout: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The `us per bytecode` figure of a `--jit-stats` report, if there is one.
+pub fn parse_compile_speed(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().find(|l| l.contains("us per bytecode"))?;
+    let before = line.split(" us per bytecode").next()?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
 /// Runs one process and measures it.
 pub fn run_once(vm: &Vm, b: &Benchmark, iterations: usize, invocation: usize) -> Run {
     let argv = vm.command(b, iterations);
@@ -84,6 +94,7 @@ pub fn run_once(vm: &Vm, b: &Benchmark, iterations: usize, invocation: usize) ->
         wall_ms: 0.0,
         max_rss_kb: 0,
         exit_status: -1,
+        compile_us_per_bytecode: None,
         failure: None,
     };
     let child = match child {
@@ -124,6 +135,7 @@ pub fn run_once(vm: &Vm, b: &Benchmark, iterations: usize, invocation: usize) ->
         };
     }
     run.iterations_us = parse_iterations(&stdout);
+    run.compile_us_per_bytecode = parse_compile_speed(&stderr);
     if run.exit_status != 0 || run.iterations_us.len() != iterations {
         let tail = |s: &str| {
             s.chars()
@@ -147,6 +159,13 @@ mod tests {
     fn harness_lines_are_parsed_in_microseconds() {
         let out = "Starting X benchmark.\nX: iterations=1 runtime: 120us\nX: iterations=1 runtime: 3ms\nX: iterations=2 average: 1560us total: 3120us\n";
         assert_eq!(parse_iterations(out), vec![120, 3000]);
+    }
+
+    #[test]
+    fn compile_speed_is_read_from_jit_stats() {
+        let err = "jit: tier 1: compile time 5038 us total, 12.50 us per bytecode\n";
+        assert_eq!(parse_compile_speed(err), Some(12.5));
+        assert_eq!(parse_compile_speed("nothing"), None);
     }
 
     #[test]
