@@ -7,9 +7,11 @@
 //! report from `runs.json`. VMs are command templates, so peer VMs and our modes are
 //! compared in the same run.
 //!
-//! `som-bench experiment ablation` is the paper's Q3 over our modes. Still to come
-//! (issue 4): plots, the synthesizer, and the warm-up and peak experiments (with tier 2).
+//! Plots (SVG) go next to the report. `som-bench experiment ablation` is the paper's Q3
+//! over our modes. Still to come (issue 4): PNG plots, the synthesizer, and the warm-up
+//! and peak experiments (with tier 2).
 
+mod plot;
 mod report;
 mod runner;
 mod stats;
@@ -326,7 +328,8 @@ fn write_results(out: &Path, runs: &[Run]) -> Result<(), String> {
 }
 
 fn write_report(out: &Path, runs: &[Run], vms: &[String], baseline: &str) -> Result<(), String> {
-    let md = report::markdown(runs, vms, baseline, "som-bench report");
+    let mut md = report::markdown(runs, vms, baseline, "som-bench report");
+    md.push_str(&report::plots(out, runs, vms, baseline)?);
     std::fs::write(out.join("report.md"), &md).map_err(|e| e.to_string())?;
     println!("{md}");
     Ok(())

@@ -196,3 +196,51 @@ mod tests {
         assert!(md.contains("| 2.0 | – |"), "{md}");
     }
 }
+
+/// Writes `ratios.svg` and one `warmup-<benchmark>.svg` per benchmark into `dir`, and
+/// answers the Markdown that shows them.
+pub fn plots(
+    dir: &std::path::Path,
+    runs: &[Run],
+    vms: &[String],
+    baseline: &str,
+) -> Result<String, String> {
+    let cells = by_cell(runs);
+    let mut benchmarks: Vec<String> = Vec::new();
+    for r in runs {
+        if !benchmarks.contains(&r.benchmark) {
+            benchmarks.push(r.benchmark.clone());
+        }
+    }
+    let ratio = |b: &str, vm: &str| -> Option<(f64, f64, f64)> {
+        let base = stats::median(cells.get(&(b.to_string(), baseline.to_string()))?);
+        let vals = cells.get(&(b.to_string(), vm.to_string()))?;
+        let rs: Vec<f64> = vals.iter().map(|v| base / v).collect();
+        let lo = rs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rs.iter().copied().fold(0.0, f64::max);
+        Some((base / stats::median(vals), lo, hi))
+    };
+    crate::plot::ratio_bars(&dir.join("ratios.svg"), &benchmarks, vms, &ratio)?;
+    let mut md = String::from("\n## Plots\n\n![ratios](ratios.svg)\n\n");
+    for b in &benchmarks {
+        let series: Vec<(String, Vec<f64>)> = vms
+            .iter()
+            .map(|vm| {
+                let its: Vec<&Vec<u64>> = runs
+                    .iter()
+                    .filter(|r| &r.vm == vm && &r.benchmark == b && r.failure.is_none())
+                    .map(|r| &r.iterations_us)
+                    .collect();
+                let n = its.iter().map(|v| v.len()).min().unwrap_or(0);
+                let curve = (0..n)
+                    .map(|k| stats::median(&its.iter().map(|v| v[k] as f64).collect::<Vec<_>>()))
+                    .collect();
+                (vm.clone(), curve)
+            })
+            .collect();
+        let file = format!("warmup-{b}.svg");
+        crate::plot::warmup_curves(&dir.join(&file), b, &series)?;
+        md.push_str(&format!("![{b} warm-up]({file})\n"));
+    }
+    Ok(md)
+}

@@ -49,6 +49,11 @@ fn run_writes_raw_data_and_a_report() {
     let iterations = std::fs::read_to_string(out.join("iterations.csv")).unwrap();
     assert_eq!(iterations.lines().count(), 1 + 2 * 2 * 2 * 4);
     assert!(out.join("runs.json").exists() && out.join("invocations.csv").exists());
+    for plot in ["ratios.svg", "warmup-A.svg", "warmup-B.svg"] {
+        let svg = std::fs::read_to_string(out.join(plot)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{plot}");
+    }
+    assert!(report.contains("![ratios](ratios.svg)"));
     // The report can be rebuilt from the raw data.
     std::fs::remove_file(out.join("report.md")).unwrap();
     let status = Command::new(env!("CARGO_BIN_EXE_som-bench"))

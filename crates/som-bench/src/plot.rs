@@ -1,0 +1,161 @@
+//! Plots of a report (SVG, through `plotters`): per-benchmark speed ratios of every VM
+//! to the baseline, and per-benchmark warm-up curves (the median over invocations of
+//! each in-process iteration's time).
+
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+
+const COLORS: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+];
+
+/// Grouped bars: for each benchmark, one bar per VM with its ratio to the baseline
+/// (higher is faster) and a whisker for the ratio's spread.
+pub fn ratio_bars(
+    path: &Path,
+    benchmarks: &[String],
+    vms: &[String],
+    ratio: &dyn Fn(&str, &str) -> Option<(f64, f64, f64)>,
+) -> Result<(), String> {
+    let width = 120 + 60 * benchmarks.len() as u32 * vms.len().max(1) as u32 / 2;
+    let root = SVGBackend::new(path, (width.max(640), 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let max = benchmarks
+        .iter()
+        .flat_map(|b| vms.iter().filter_map(move |v| ratio(b, v).map(|r| r.2)))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let groups = benchmarks.len() as f64;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "Speed relative to the baseline (higher is faster)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(70)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..groups, 0f64..max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_label_formatter(&|_| String::new())
+        .y_desc("ratio")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    // Benchmark names under the middle of their groups.
+    let label_style =
+        TextStyle::from(("sans-serif", 12).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    for (i, b) in benchmarks.iter().enumerate() {
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        root.draw(&Text::new(b.as_str(), (x, y + 6), label_style.clone()))
+            .map_err(|e| e.to_string())?;
+    }
+    let bar = 0.8 / vms.len().max(1) as f64;
+    for (vi, vm) in vms.iter().enumerate() {
+        let color = COLORS[vi % COLORS.len()];
+        let bars: Vec<Rectangle<(f64, f64)>> = benchmarks
+            .iter()
+            .enumerate()
+            .filter_map(|(bi, b)| {
+                let (r, _, _) = ratio(b, vm)?;
+                let x0 = bi as f64 + 0.1 + vi as f64 * bar;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + bar * 0.9, r)],
+                    color.filled(),
+                ))
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(|e| e.to_string())?
+            .label(vm.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
+        let whiskers: Vec<PathElement<(f64, f64)>> = benchmarks
+            .iter()
+            .enumerate()
+            .filter_map(|(bi, b)| {
+                let (_, lo, hi) = ratio(b, vm)?;
+                let x = bi as f64 + 0.1 + vi as f64 * bar + bar * 0.45;
+                Some(PathElement::new(vec![(x, lo), (x, hi)], BLACK))
+            })
+            .collect();
+        chart.draw_series(whiskers).map_err(|e| e.to_string())?;
+    }
+    chart
+        .draw_series(std::iter::once(PathElement::new(
+            vec![(0.0, 1.0), (groups, 1.0)],
+            BLACK.mix(0.5),
+        )))
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
+
+/// Warm-up curves of one benchmark: iteration number against time, one line per VM.
+pub fn warmup_curves(
+    path: &Path,
+    benchmark: &str,
+    series: &[(String, Vec<f64>)],
+) -> Result<(), String> {
+    let root = SVGBackend::new(path, (640, 400)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let n = series
+        .iter()
+        .map(|(_, v)| v.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            format!("{benchmark}: time per iteration"),
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(1f64..n as f64, 0f64..max)
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("iteration")
+        .y_desc("µs")
+        .draw()
+        .map_err(|e| e.to_string())?;
+    for (i, (vm, values)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(k, v)| (k as f64 + 1.0, *v)),
+                color.stroke_width(2),
+            ))
+            .map_err(|e| e.to_string())?
+            .label(vm.as_str())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
+    root.present().map_err(|e| e.to_string())
+}
