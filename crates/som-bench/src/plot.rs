@@ -15,13 +15,16 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
+/// A benchmark's ratio for a VM: (median, lowest, highest) over invocations.
+pub type RatioOf<'a> = &'a dyn Fn(&str, &str) -> Option<(f64, f64, f64)>;
+
 /// Grouped bars: for each benchmark, one bar per VM with its ratio to the baseline
 /// (higher is faster) and a whisker for the ratio's spread.
 pub fn ratio_bars(
     path: &Path,
     benchmarks: &[String],
     vms: &[String],
-    ratio: &dyn Fn(&str, &str) -> Option<(f64, f64, f64)>,
+    ratio: RatioOf,
 ) -> Result<(), String> {
     let width = 120 + 60 * benchmarks.len() as u32 * vms.len().max(1) as u32 / 2;
     let root = SVGBackend::new(path, (width.max(640), 420)).into_drawing_area();

@@ -152,51 +152,6 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn run(vm: &str, b: &str, its: &[u64]) -> Run {
-        Run {
-            vm: vm.into(),
-            benchmark: b.into(),
-            invocation: 0,
-            iterations_us: its.to_vec(),
-            wall_ms: 1.0,
-            max_rss_kb: 2048,
-            exit_status: 0,
-            compile_us_per_bytecode: None,
-            failure: None,
-        }
-    }
-
-    #[test]
-    fn steady_state_uses_the_second_half() {
-        assert_eq!(
-            steady_state_us(&run("a", "b", &[1000, 900, 10, 12])),
-            Some(11.0)
-        );
-    }
-
-    #[test]
-    fn report_has_ratios_and_a_summary() {
-        let runs = vec![
-            run("interp", "Sieve", &[100, 100]),
-            run("threaded", "Sieve", &[50, 50]),
-            run("interp", "Sum", &[300, 300]),
-            run("threaded", "Sum", &[100, 100]),
-        ];
-        let vms = vec!["interp".to_string(), "threaded".to_string()];
-        let md = markdown(&runs, &vms, "interp", "Test");
-        assert!(
-            md.contains("| Sieve | 100 | 100 | 0 | 0 | 1.00 | 50 | 50 | 0 | 0 | 2.00 |"),
-            "{md}"
-        );
-        assert!(md.contains("| threaded | 2.449 |"), "{md}");
-        assert!(md.contains("| 2.0 | – |"), "{md}");
-    }
-}
-
 /// Writes `ratios.svg` and one `warmup-<benchmark>.svg` per benchmark into `dir`, and
 /// answers the Markdown that shows them.
 pub fn plots(
@@ -243,4 +198,49 @@ pub fn plots(
         md.push_str(&format!("![{b} warm-up]({file})\n"));
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(vm: &str, b: &str, its: &[u64]) -> Run {
+        Run {
+            vm: vm.into(),
+            benchmark: b.into(),
+            invocation: 0,
+            iterations_us: its.to_vec(),
+            wall_ms: 1.0,
+            max_rss_kb: 2048,
+            exit_status: 0,
+            compile_us_per_bytecode: None,
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn steady_state_uses_the_second_half() {
+        assert_eq!(
+            steady_state_us(&run("a", "b", &[1000, 900, 10, 12])),
+            Some(11.0)
+        );
+    }
+
+    #[test]
+    fn report_has_ratios_and_a_summary() {
+        let runs = vec![
+            run("interp", "Sieve", &[100, 100]),
+            run("threaded", "Sieve", &[50, 50]),
+            run("interp", "Sum", &[300, 300]),
+            run("threaded", "Sum", &[100, 100]),
+        ];
+        let vms = vec!["interp".to_string(), "threaded".to_string()];
+        let md = markdown(&runs, &vms, "interp", "Test");
+        assert!(
+            md.contains("| Sieve | 100 | 100 | 0 | 0 | 1.00 | 50 | 50 | 0 | 0 | 2.00 |"),
+            "{md}"
+        );
+        assert!(md.contains("| threaded | 2.449 |"), "{md}");
+        assert!(md.contains("| 2.0 | – |"), "{md}");
+    }
 }
