@@ -40,6 +40,7 @@ const DEFAULT_SUITE: &[(&str, u64)] = &[
     ("Mandelbrot", 50),
     ("NBody", 1000),
     ("Fannkuch", 7),
+    ("Richards", 1),
 ];
 
 #[derive(Parser)]

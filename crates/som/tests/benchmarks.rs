@@ -23,6 +23,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("Mandelbrot", "1"),
     ("NBody", "100"),
     ("Fannkuch", "6"),
+    ("Richards", "1"),
 ];
 
 const MODES: &[&[&str]] = &[
