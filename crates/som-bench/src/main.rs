@@ -41,6 +41,7 @@ const DEFAULT_SUITE: &[(&str, u64)] = &[
     ("NBody", 1000),
     ("Fannkuch", 7),
     ("Richards", 1),
+    ("Json", 1),
 ];
 
 #[derive(Parser)]

@@ -24,6 +24,7 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("NBody", "100"),
     ("Fannkuch", "6"),
     ("Richards", "1"),
+    ("Json", "1"),
 ];
 
 const MODES: &[&[&str]] = &[
