@@ -216,6 +216,18 @@ fn frame(n: u64) -> Frame {
     }
 }
 
+/// The toy method `instrs` as the shallow compiler sees it.
+fn shape(instrs: &[Lowering], stub_handlers: bool) -> MethodShape<'_> {
+    MethodShape {
+        ctx: std::ptr::null_mut(),
+        layout: LAYOUT,
+        code: std::ptr::null(),
+        instrs,
+        stub_handlers,
+        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+    }
+}
+
 const LAYOUT: FrameLayout = FrameLayout {
     base_offset: std::mem::offset_of!(Frame, base) as i32,
     sp_offset: std::mem::offset_of!(Frame, sp) as i32,
@@ -246,14 +258,7 @@ fn interpreter_and_threaded_code_agree() {
     let mut counters = [0u32; 1];
     let instrs = lower(&code, &mut counters, None, false);
     let mut backend = Tier1Backend::new().unwrap();
-    let shape = MethodShape {
-        ctx: std::ptr::null_mut(),
-        layout: LAYOUT,
-        code: std::ptr::null(),
-        instrs: &instrs,
-        stub_handlers: false,
-        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
-    };
+    let shape = shape(&instrs, false);
     let compiled = backend.compile(&shape).unwrap();
     let mut result = 0u64;
     let mut f = frame(100);
@@ -270,10 +275,7 @@ fn interpreter_and_threaded_code_agree() {
     assert_eq!(backend.stats.methods, 1);
 
     // The same code through stub handlers.
-    let shape = MethodShape {
-        stub_handlers: true,
-        ..shape
-    };
+    let shape = self::shape(&instrs, true);
     let compiled = backend.compile(&shape).unwrap();
     let mut f = frame(10);
     let st = unsafe {
@@ -291,14 +293,7 @@ fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
     let mut counters = [0u32; 1];
     let instrs = lower(&code, &mut counters, Some(30), false);
     let mut backend = Tier1Backend::new().unwrap();
-    let shape = MethodShape {
-        ctx: std::ptr::null_mut(),
-        layout: LAYOUT,
-        code: std::ptr::null(),
-        instrs: &instrs,
-        stub_handlers: false,
-        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
-    };
+    let shape = shape(&instrs, false);
     let compiled = backend.compile(&shape).unwrap();
     let mut result = 0u64;
     let mut f = frame(100);
@@ -322,14 +317,7 @@ fn straight_line_handlers_are_compiled_inline_by_running_them_with_emit() {
     let instrs = lower(&code, &mut counters, None, true);
     assert!(matches!(instrs[0], Lowering::Inline { .. }));
     let mut backend = Tier1Backend::new().unwrap();
-    let shape = MethodShape {
-        ctx: std::ptr::null_mut(),
-        layout: LAYOUT,
-        code: std::ptr::null(),
-        instrs: &instrs,
-        stub_handlers: false,
-        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
-    };
+    let shape = shape(&instrs, false);
     let compiled = backend.compile(&shape).unwrap();
     let mut result = 0u64;
     let mut f = frame(1000);
@@ -353,13 +341,6 @@ fn a_handler_with_a_decision_cannot_be_inlined() {
         sp: 3,
     }];
     let mut backend = Tier1Backend::new().unwrap();
-    let shape = MethodShape {
-        ctx: std::ptr::null_mut(),
-        layout: LAYOUT,
-        code: std::ptr::null(),
-        instrs: &instrs,
-        stub_handlers: false,
-        pc_offset: std::mem::offset_of!(Frame, pc) as i32,
-    };
+    let shape = shape(&instrs, false);
     let _ = backend.compile(&shape);
 }

@@ -57,33 +57,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run benchmarks and write raw data and a report.
-    Run {
-        /// A VM as NAME=TEMPLATE; the template may use {benchmark}, {iterations},
-        /// {inner}, {som} and {dir}. Default: our interp and threaded modes.
-        #[arg(long = "vm", value_name = "NAME=TEMPLATE")]
-        vms: Vec<String>,
-        /// Benchmarks as NAME:INNER, comma-separated. Default: the whole suite.
-        #[arg(long, value_delimiter = ',')]
-        benchmarks: Vec<String>,
-        /// In-process iterations per invocation.
-        #[arg(long, default_value_t = 20)]
-        iterations: usize,
-        /// Process invocations per benchmark and VM.
-        #[arg(long, default_value_t = 3)]
-        invocations: usize,
-        /// The `som` binary that {som} stands for.
-        #[arg(long, default_value = "target/release/som")]
-        som: PathBuf,
-        /// The benchmark directory that {dir} stands for.
-        #[arg(long, default_value = "benchmarks")]
-        dir: PathBuf,
-        /// The VM the ratios are relative to (default: the first).
-        #[arg(long)]
-        baseline: Option<String>,
-        /// Where results go.
-        #[arg(long, default_value = "bench-results")]
-        out: PathBuf,
-    },
+    Run(RunConfig),
     /// Rebuild report.md from a results directory.
     Report { dir: PathBuf },
     /// A named experiment of the paper, run over the modes the VM has.
@@ -141,25 +115,7 @@ fn experiment_vms(name: &str) -> Result<Vec<String>, String> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run {
-            vms,
-            benchmarks,
-            iterations,
-            invocations,
-            som,
-            dir,
-            baseline,
-            out,
-        } => run(RunConfig {
-            vms,
-            benchmarks,
-            iterations,
-            invocations,
-            som,
-            dir,
-            baseline,
-            out,
-        }),
+        Cmd::Run(config) => run(config),
         Cmd::Report { dir } => rebuild_report(&dir),
         Cmd::Experiment {
             name,
@@ -187,14 +143,32 @@ fn main() {
     }
 }
 
+#[derive(clap::Args)]
 struct RunConfig {
+    /// A VM as NAME=TEMPLATE; the template may use {benchmark}, {iterations},
+    /// {inner}, {som} and {dir}. Default: our interp and threaded modes.
+    #[arg(long = "vm", value_name = "NAME=TEMPLATE")]
     vms: Vec<String>,
+    /// Benchmarks as NAME:INNER, comma-separated. Default: the whole suite.
+    #[arg(long, value_delimiter = ',')]
     benchmarks: Vec<String>,
+    /// In-process iterations per invocation.
+    #[arg(long, default_value_t = 20)]
     iterations: usize,
+    /// Process invocations per benchmark and VM.
+    #[arg(long, default_value_t = 3)]
     invocations: usize,
+    /// The `som` binary that {som} stands for.
+    #[arg(long, default_value = "target/release/som")]
     som: PathBuf,
+    /// The benchmark directory that {dir} stands for.
+    #[arg(long, default_value = "benchmarks")]
     dir: PathBuf,
+    /// The VM the ratios are relative to (default: the first).
+    #[arg(long)]
     baseline: Option<String>,
+    /// Where results go.
+    #[arg(long, default_value = "bench-results")]
     out: PathBuf,
 }
 

@@ -404,12 +404,7 @@ impl Vm {
         let mut f = Frame {
             base,
             sp: 1,
-            pc: 0,
-            method: std::ptr::null_mut(),
-            ctx: Value::EMPTY,
-            outer: Value::EMPTY,
-            closure: Value::EMPTY,
-            parent: std::ptr::null(),
+            ..Frame::detached()
         };
         self.current_frame = std::ptr::null();
         body(self, &mut f)
