@@ -388,8 +388,13 @@ impl Vm {
     /// the other SOM VMs do. Answers the process exit status.
     pub fn run_main(&mut self, args: &[String]) -> i32 {
         self.set_native_stack_limit();
-        let strings: Vec<Value> = args.iter().map(|a| self.alloc_string(a)).collect();
-        let arr = self.alloc_array_from(&strings);
+        // The array first, so each new string is reachable before the next allocation.
+        let arr = self.alloc_array(args.len());
+        for (i, a) in args.iter().enumerate() {
+            let s = self.alloc_string(a);
+            // SAFETY: `arr` is an Array of `args.len()` elements.
+            unsafe { as_ref::<Slots>(arr).items()[i] = s };
+        }
         let sel = self.sym.initialize;
         let system = self.system;
         let result = self.with_bottom_frame(|vm, f| send_values(vm, f, system, sel, &[arr]));

@@ -3,7 +3,7 @@
 //! Data flow: class files (found by `classloader` on the classpath or in the embedded
 //! `corelib`) are parsed by `som-syntax` and compiled by `compiler` into `bytecode`;
 //! the `interpreter` runs it, calling `primitives`; all objects are allocated through
-//! `heap` via the helpers in `universe`, and look as `object` and `value` describe.
+//! `gc` (MMTk) via the helpers in `universe`, and look as `object` and `value` describe.
 
 // Classes and methods are immortal (`object`'s module invariant): a `*mut Class` or
 // `*mut Method` handed around the VM always points to a live object, so functions that
@@ -14,7 +14,7 @@ pub mod bytecode;
 pub mod classloader;
 pub mod compiler;
 pub mod corelib;
-pub mod heap;
+pub mod gc;
 pub mod interpreter;
 pub mod object;
 pub mod primitives;

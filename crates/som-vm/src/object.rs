@@ -65,6 +65,25 @@ pub unsafe fn header<'a>(v: Value) -> &'a Header {
     &*v.as_ptr::<Header>()
 }
 
+/// Bytes the heap object at `obj` occupies (header included, rounded up to words).
+///
+/// # Safety
+/// `obj` points to an initialised object.
+pub unsafe fn heap_size(obj: *const Header) -> usize {
+    use std::mem::size_of;
+    let bytes = match (*obj).kind {
+        Kind::Instance | Kind::Array => size_of::<Slots>() + 8 * (*(obj as *const Slots)).len,
+        Kind::String | Kind::Symbol => size_of::<Str>() + (*(obj as *const Str)).byte_len,
+        Kind::BigInt => size_of::<BigIntObj>() + 8 * (*(obj as *const BigIntObj)).ndigits,
+        Kind::Double => size_of::<BoxedDouble>(),
+        Kind::Block => size_of::<Block>(),
+        Kind::Context => size_of::<Context>() + 8 * (*(obj as *const Context)).len,
+        Kind::Method => size_of::<Method>(),
+        Kind::Class => size_of::<Class>(),
+    };
+    (bytes + 7) & !7
+}
+
 /// Instances and arrays: a length and that many values.
 #[repr(C)]
 pub struct Slots {

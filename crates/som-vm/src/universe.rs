@@ -7,7 +7,7 @@
 //! there the interpreter (`interpreter`) runs bytecode and calls primitives
 //! (`primitives`), both of which allocate through the helpers here.
 
-use crate::heap::Heap;
+use crate::gc::{GcOptions, Heap};
 use crate::interpreter::frame::Frame;
 use crate::object::{
     as_ref, header, BigIntObj, Block, BoxedDouble, BuildPtrHasher, Class, Context, Kind, Method,
@@ -47,6 +47,8 @@ pub struct Options {
     /// Size of the native stack of the thread that runs the VM; the VM reports a stack
     /// overflow before using it up.
     pub native_stack_bytes: usize,
+    /// Heap limit, GC-stress mode, collector threads.
+    pub gc: GcOptions,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             max_stack_depth: 100_000,
             value_stack_slots: 8 << 20,
             native_stack_bytes: 8 << 20,
+            gc: GcOptions::default(),
         }
     }
 }
@@ -110,6 +113,9 @@ pub struct Vm {
     pub all_methods: Vec<*mut Method>,
     /// Classes whose files are being loaded (to reject circular superclass chains).
     pub classes_being_loaded: Vec<Value>,
+    /// Literals the compiler made for a method it has not finished (GC roots until the
+    /// method holds them).
+    pub compile_roots: Vec<Value>,
     /// The value stack that frames live in.
     pub stack: Vec<Value>,
     /// The innermost activation, for backtraces (null outside the interpreter).
@@ -139,7 +145,7 @@ impl Vm {
         let stack = zeroed_value_stack(options.value_stack_slots);
         let null = std::ptr::null_mut();
         let mut vm = Box::new(Vm {
-            heap: Heap::new(),
+            heap: Heap::new(&options.gc),
             options,
             symbols: HashMap::new(),
             global_index: HashMap::default(),
@@ -177,6 +183,7 @@ impl Vm {
             all_classes: Vec::new(),
             all_methods: Vec::new(),
             classes_being_loaded: Vec::new(),
+            compile_roots: Vec::new(),
             stack,
             current_frame: std::ptr::null(),
             depth: 0,
@@ -190,6 +197,8 @@ impl Vm {
             rng: 0x9e37_79b9_7f4a_7c15,
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         });
+        let at: *const Vm = &*vm;
+        vm.heap.attach(at);
         vm.bootstrap()?;
         if vm.options.mode == Mode::Threaded {
             vm.tier1 = Some(Box::new(Tier1::new(vm.options.tier1)?));
@@ -207,6 +216,11 @@ impl Vm {
         let v = self.alloc_str(s, Kind::Symbol, self.classes.symbol);
         self.symbols.insert(s.to_string(), v);
         v
+    }
+
+    /// The interned symbols (GC roots).
+    pub(crate) fn symbol_table(&self) -> impl Iterator<Item = &Value> {
+        self.symbols.values()
     }
 
     /// The text of a String or Symbol.
@@ -271,9 +285,30 @@ impl Vm {
 
     // ---- allocation -----------------------------------------------------------------
 
+    /// Allocates an object of `bytes` (header included); the caller initialises its
+    /// body before allocating again. Running out of heap ends the program with a
+    /// SOM-level error.
+    #[inline]
+    fn allocate<T>(&mut self, bytes: usize, kind: Kind, class: *mut Class) -> *mut T {
+        match self.heap.allocate(bytes, kind, class) {
+            Some(p) => p as *mut T,
+            None => self.out_of_memory(bytes),
+        }
+    }
+
+    #[cold]
+    fn out_of_memory(&mut self, bytes: usize) -> ! {
+        let message = format!(
+            "out of memory: cannot allocate {bytes} bytes within the heap limit of {} MB (see --heap-size)",
+            self.options.gc.max_heap_bytes >> 20
+        );
+        let backtrace = self.backtrace();
+        std::process::exit(self.finish(Err(Unwind::Error { message, backtrace })));
+    }
+
     pub fn alloc_slots(&mut self, kind: Kind, class: *mut Class, len: usize) -> Value {
         let bytes = std::mem::size_of::<Slots>() + len * 8;
-        let p = self.heap.allocate(bytes, kind, class) as *mut Slots;
+        let p: *mut Slots = self.allocate(bytes, kind, class);
         // SAFETY: freshly allocated with room for `len` values.
         unsafe {
             (*p).len = len;
@@ -308,7 +343,7 @@ impl Vm {
 
     fn alloc_str(&mut self, s: &str, kind: Kind, class: *mut Class) -> Value {
         let bytes = std::mem::size_of::<Str>() + s.len();
-        let p = self.heap.allocate(bytes, kind, class) as *mut Str;
+        let p: *mut Str = self.allocate(bytes, kind, class);
         // SAFETY: freshly allocated with room for the bytes after the struct.
         unsafe {
             (*p).byte_len = s.len();
@@ -328,11 +363,11 @@ impl Vm {
         if let Some(v) = Value::try_imm_double(d) {
             return v;
         }
-        let p = self.heap.allocate(
+        let p: *mut BoxedDouble = self.allocate(
             std::mem::size_of::<BoxedDouble>(),
             Kind::Double,
             self.classes.double,
-        ) as *mut BoxedDouble;
+        );
         // SAFETY: freshly allocated BoxedDouble.
         unsafe { (*p).value = d };
         Value::from_ptr(p)
@@ -358,9 +393,7 @@ impl Vm {
         }
         let (sign, digits) = i.to_u64_digits();
         let bytes = std::mem::size_of::<BigIntObj>() + digits.len() * 8;
-        let p = self
-            .heap
-            .allocate(bytes, Kind::BigInt, self.classes.integer) as *mut BigIntObj;
+        let p: *mut BigIntObj = self.allocate(bytes, Kind::BigInt, self.classes.integer);
         // SAFETY: freshly allocated with room for the digits.
         unsafe {
             (*p).negative = (sign == Sign::Minus) as u64;
@@ -402,10 +435,7 @@ impl Vm {
         // SAFETY: methods are immortal.
         let argc = unsafe { (*method).num_args };
         let class = self.classes.blocks[argc.min(2)];
-        let p = self
-            .heap
-            .allocate(std::mem::size_of::<Block>(), Kind::Block, class)
-            as *mut Block;
+        let p: *mut Block = self.allocate(std::mem::size_of::<Block>(), Kind::Block, class);
         // SAFETY: freshly allocated Block.
         unsafe {
             (*p).method = method;
@@ -417,9 +447,7 @@ impl Vm {
 
     pub fn alloc_context(&mut self, outer: Value, len: usize) -> Value {
         let bytes = std::mem::size_of::<Context>() + len * 8;
-        let p = self
-            .heap
-            .allocate(bytes, Kind::Context, self.classes.object) as *mut Context;
+        let p: *mut Context = self.allocate(bytes, Kind::Context, self.classes.object);
         // SAFETY: freshly allocated with room for `len` slots.
         unsafe {
             (*p).outer = outer;

@@ -44,6 +44,20 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_stack_depth: usize,
 
+    /// Largest heap the collector may grow to, in bytes with an optional K/M/G suffix
+    /// (the heap starts at 16M and grows as the live data needs).
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
+    pub heap_size: usize,
+
+    /// GC-stress mode: collect every N allocations (testing the collector and the
+    /// VM's roots). Default: the SOM_GC_STRESS environment variable, else off.
+    #[arg(long, value_name = "N")]
+    pub gc_stress: Option<u64>,
+
+    /// Collector threads.
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub gc_threads: u16,
+
     /// The main class (or its file) followed by the program's arguments.
     #[arg(
         trailing_var_arg = true,
@@ -69,6 +83,27 @@ pub const JIT_SETTINGS: &[(&str, &str)] = &[
          original did (default off)",
     ),
 ];
+
+/// Parses a byte size such as `64M`, `2G` or `1048576`.
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => s.split_at(i),
+        None => (s, ""),
+    };
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" => 10,
+        "M" | "MB" => 20,
+        "G" | "GB" => 30,
+        _ => return Err(format!("unknown size unit '{unit}' (use K, M or G)")),
+    };
+    let n: usize = digits
+        .parse()
+        .map_err(|_| format!("expected a size such as 512M, got '{s}'"))?;
+    n.checked_shl(shift)
+        .filter(|b| b >> shift == n && *b >= 1 << 20)
+        .ok_or_else(|| format!("heap size '{s}' must be between 1M and the address space"))
+}
 
 /// Parses `key=value[,key=value...]` for `--jit`.
 fn parse_jit_setting(s: &str) -> Result<Vec<(String, u32)>, String> {
@@ -114,6 +149,17 @@ impl Cli {
         o
     }
 
+    /// The collector settings.
+    pub fn gc_options(&self) -> som_vm::gc::GcOptions {
+        som_vm::gc::GcOptions {
+            max_heap_bytes: self.heap_size,
+            stress_every: self
+                .gc_stress
+                .unwrap_or(som_vm::gc::GcOptions::default().stress_every),
+            threads: self.gc_threads as usize,
+        }
+    }
+
     pub fn classpath_dirs(&self) -> Vec<PathBuf> {
         self.classpath
             .iter()
@@ -122,6 +168,19 @@ impl Cli {
             .map(PathBuf::from)
             .collect()
     }
+}
+
+/// True if `arg` is one of our long options that takes a value and is written
+/// without `=value` (so the next argument is that value, not the program). Asks clap,
+/// so every new option is covered.
+fn takes_separate_value(arg: &str) -> bool {
+    use clap::CommandFactory;
+    let Some(name) = arg.strip_prefix("--") else {
+        return false;
+    };
+    Cli::command()
+        .get_arguments()
+        .any(|a| a.get_long() == Some(name) && a.get_action().takes_values())
 }
 
 /// Rewrites `-cp` (before the program) to `--classpath`.
@@ -142,7 +201,7 @@ fn normalise(args: impl Iterator<Item = String>) -> Vec<String> {
         if a == "-cp" {
             out.push("--classpath".into());
             expect_value = true;
-        } else if a == "--classpath" || a == "--mode" || a == "--max-stack-depth" || a == "--jit" {
+        } else if takes_separate_value(&a) {
             out.push(a);
             expect_value = true;
         } else {
@@ -175,6 +234,20 @@ mod tests {
             vec![PathBuf::from("a"), PathBuf::from("b")]
         );
         assert_eq!(c.program, vec!["Main", "-cp", "x"]);
+        let c = parse_vec(&[
+            "som",
+            "--gc-stress",
+            "7",
+            "-cp",
+            "a",
+            "--heap-size",
+            "64M",
+            "M",
+        ]);
+        assert_eq!(c.gc_stress, Some(7));
+        assert_eq!(c.classpath.as_deref(), Some("a"));
+        assert_eq!(c.heap_size, 64 << 20);
+        assert_eq!(c.program, vec!["M"]);
     }
 
     #[test]

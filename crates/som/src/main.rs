@@ -55,6 +55,7 @@ fn run(cli: cli::Cli) -> i32 {
         classpath,
         max_stack_depth: cli.max_stack_depth,
         native_stack_bytes: VM_THREAD_STACK,
+        gc: cli.gc_options(),
         ..Options::default()
     };
     let mut vm = match Vm::new(options) {

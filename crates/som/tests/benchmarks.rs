@@ -30,6 +30,16 @@ const BENCHMARKS: &[(&str, &str)] = &[
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
+    // GC stress (a collection every 50 allocations), both tiers.
+    &["--mode", "interp", "--gc-stress", "50"],
+    &[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=1",
+        "--gc-stress",
+        "50",
+    ],
 ];
 
 #[test]

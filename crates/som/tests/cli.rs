@@ -303,3 +303,54 @@ fn tier1_compiles_hot_methods_and_makes_direct_calls() {
     let out = som(&["--mode", "interp", "--jit-stats", prog]);
     assert!(!text(&out.stderr).contains("tier 1:"));
 }
+
+#[test]
+fn running_out_of_heap_is_a_som_error_with_exit_1() {
+    let dir = classes(
+        "oom",
+        &[(
+            "Hog.som",
+            "Hog = (\n  run = ( | list | 1 to: 100000000 do: [:i | | a | a := Array new: 100. a at: 1 put: list. list := a ] )\n)\n",
+        )],
+    );
+    let out = som(&["--heap-size", "32M", dir.join("Hog.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("out of memory"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("Hog>>#run"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn heap_sizes_are_checked() {
+    for bad in ["12Q", "lots", "0", "100K"] {
+        let out = som(&["--heap-size", bad, "Foo"]);
+        assert_eq!(out.status.code(), Some(2), "--heap-size {bad}");
+        assert!(text(&out.stderr).contains("heap"), "{}", text(&out.stderr));
+    }
+}
+
+#[test]
+fn a_small_live_set_runs_in_a_small_heap() {
+    // About 300 MB allocated in total, a few KB live: a 16 MB heap is plenty.
+    let dir = classes(
+        "churn",
+        &[(
+            "Churn.som",
+            "Churn = (\n  run = ( | n | n := 0. 1 to: 3000000 do: [:i | | a | a := Array new: 10. a at: 1 put: a. n := n + a length ]. n println. (system gcStats at: 1) > 0 ifTrue: [ 'collected' println ] )\n)\n",
+        )],
+    );
+    let out = som(&[
+        "--heap-size",
+        "16M",
+        dir.join("Churn.som").to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "30000000\ncollected\n");
+}

@@ -9,7 +9,7 @@ use std::process::Command;
 /// The execution modes every program runs in (command-line arguments): the
 /// interpreter; threaded code for everything (threshold 1), also without inline caches
 /// and with stub handlers (the ablations); threaded code at the default threshold
-/// (methods change tiers while the program runs).
+/// (methods change tiers while the program runs); and both tiers under GC stress.
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
@@ -26,6 +26,17 @@ const MODES: &[&[&str]] = &[
         "tier1_threshold=1,tier1_stub_handlers=on",
     ],
     &["--mode", "threaded"],
+    // GC stress: a collection at every allocation (interpreter) and at every third
+    // (everything compiled), so any object the VM forgot to root is freed and reused.
+    &["--mode", "interp", "--gc-stress", "1"],
+    &[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=1",
+        "--gc-stress",
+        "3",
+    ],
 ];
 
 fn programs(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -127,6 +127,14 @@ impl<'a> Compiler<'a> {
 
     /// Compiles a method definition into an immortal [`Method`].
     pub fn compile_method(&mut self, def: &MethodDef) -> CResult<*mut Method> {
+        let mark = self.vm.compile_roots.len();
+        let method = self.compile_method_def(def);
+        // The finished method (a GC root) holds its literals now.
+        self.vm.compile_roots.truncate(mark);
+        method
+    }
+
+    fn compile_method_def(&mut self, def: &MethodDef) -> CResult<*mut Method> {
         let signature = self.vm.symbol(&def.selector);
         let body = match &def.body {
             som_syntax::MethodBody::Primitive => {
@@ -507,8 +515,10 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// The value of a literal, kept alive (`Vm::compile_roots`) until the method that
+    /// will hold it is finished.
     fn literal_value(&mut self, lit: &Literal) -> Value {
-        match lit {
+        let v = match lit {
             Literal::Integer(i) => self.vm.integer(i.clone()),
             Literal::Double(d) => self.vm.double(*d),
             Literal::String(s) => self.vm.alloc_string(s),
@@ -517,7 +527,9 @@ impl<'a> Compiler<'a> {
                 let vals: Vec<Value> = items.iter().map(|l| self.literal_value(l)).collect();
                 self.vm.alloc_array_from(&vals)
             }
-        }
+        };
+        self.vm.compile_roots.push(v);
+        v
     }
 
     /// Finds a variable: (index of the declaring scope, its storage, its id).

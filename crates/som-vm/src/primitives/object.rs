@@ -5,7 +5,7 @@
 use super::{args, class_name_of, expect_kind, numbers, PrimEntry};
 use crate::interpreter::send::{invoke, send_values, send_values_in};
 use crate::interpreter::Frame;
-use crate::object::{as_ref, header, Class, Kind, Method, Slots, Str};
+use crate::object::{as_ref, header, heap_size, Class, Kind, Method, Slots};
 use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
@@ -71,16 +71,13 @@ fn hashcode(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 }
 
 /// `objectSize`: the object's size in bytes.
-fn object_size(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+fn object_size(_vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let size = match vm.kind_of(a) {
-        // SAFETY: checked kinds.
-        Some(Kind::Instance) | Some(Kind::Array) => 24 + 8 * unsafe { as_ref::<Slots>(a).len },
-        Some(Kind::String) | Some(Kind::Symbol) => 32 + unsafe { as_ref::<Str>(a).byte_len },
-        Some(Kind::Class) => std::mem::size_of::<Class>(),
-        Some(Kind::Method) => std::mem::size_of::<Method>(),
-        Some(_) => 32,
-        None => 8,
+    let size = if a.is_ptr() {
+        // SAFETY: pointer values point to initialised objects.
+        unsafe { heap_size(header(a)) }
+    } else {
+        8
     };
     Ok(Value::int(size as i64))
 }

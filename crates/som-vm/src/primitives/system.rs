@@ -103,10 +103,23 @@ fn time(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
     Ok(Value::int(vm.start_time.elapsed().as_millis() as i64))
 }
 
-/// `fullGC`: answers whether a collection happened. The heap does not collect yet
-/// (see `heap`), so this honestly answers false.
+/// `fullGC`: collects now; answers whether a collection ran.
 fn full_gc(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
-    Ok(vm.false_)
+    let collected = vm.heap.collect();
+    Ok(vm.boolean(collected))
+}
+
+/// `gcStats`: an Array of the collections so far, the milliseconds spent in them, and
+/// the bytes this VM has allocated.
+fn gc_stats(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
+    let stats = crate::gc::stats();
+    let bytes = vm.heap.stats.bytes_allocated;
+    let items = [
+        vm.int_from_i64(stats.collections as i64),
+        vm.int_from_i64((stats.pause_nanos / 1_000_000) as i64),
+        vm.int_from_i64(bytes as i64),
+    ];
+    Ok(vm.alloc_array_from(&items))
 }
 
 pub const PRIMITIVES: &[PrimEntry] = &[
@@ -124,4 +137,5 @@ pub const PRIMITIVES: &[PrimEntry] = &[
     ("System", false, "ticks", ticks),
     ("System", false, "time", time),
     ("System", false, "fullGC", full_gc),
+    ("System", false, "gcStats", gc_stats),
 ];
