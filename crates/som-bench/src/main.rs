@@ -42,6 +42,8 @@ const DEFAULT_SUITE: &[(&str, u64)] = &[
     ("Fannkuch", 7),
     ("Richards", 1),
     ("Json", 1),
+    ("DeltaBlue", 100),
+    ("CD", 100),
 ];
 
 #[derive(Parser)]

@@ -25,6 +25,8 @@ const BENCHMARKS: &[(&str, &str)] = &[
     ("Fannkuch", "6"),
     ("Richards", "1"),
     ("Json", "1"),
+    ("DeltaBlue", "50"),
+    ("CD", "10"),
 ];
 
 const MODES: &[&[&str]] = &[
