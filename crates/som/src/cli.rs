@@ -45,9 +45,13 @@ pub struct Cli {
     pub max_stack_depth: usize,
 
     /// Largest heap the collector may grow to, in bytes with an optional K/M/G suffix
-    /// (the heap starts at 16M and grows as the live data needs).
+    /// (it starts at --heap-min and grows as the live data needs).
     #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
     pub heap_size: usize,
+
+    /// Starting heap size (the heap never shrinks below it), e.g. 64M.
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
+    pub heap_min: usize,
 
     /// GC-stress mode: collect every N allocations (testing the collector and the
     /// VM's roots). Default: the SOM_GC_STRESS environment variable, else off.
@@ -153,6 +157,7 @@ impl Cli {
     pub fn gc_options(&self) -> som_vm::gc::GcOptions {
         som_vm::gc::GcOptions {
             max_heap_bytes: self.heap_size,
+            min_heap_bytes: self.heap_min,
             stress_every: self
                 .gc_stress
                 .unwrap_or(som_vm::gc::GcOptions::default().stress_every),

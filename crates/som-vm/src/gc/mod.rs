@@ -13,12 +13,14 @@
 //! identity hashes (stored in headers) are stable. Classes and methods are not in this
 //! heap (they are immortal Rust allocations); their fields are roots.
 //!
-//! One MMTk instance serves the process: the first VM's [`GcOptions`] configure it.
+//! `trigger` decides when to collect. One MMTk instance serves the process: the first
+//! VM's [`GcOptions`] configure it.
 
 mod binding;
 mod heap;
 mod roots;
 mod threads;
+mod trigger;
 
 pub use heap::Heap;
 
@@ -26,7 +28,7 @@ use binding::Som;
 use mmtk::util::options::{GCTriggerSelector, PlanSelector};
 use mmtk::util::{Address, VMThread};
 use mmtk::{memory_manager, MMTKBuilder, MMTK};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 /// How the collector is set up (from `--heap-size`, `--gc-stress`, `--gc-threads`).
@@ -35,6 +37,9 @@ pub struct GcOptions {
     /// The heap may grow to this many bytes; beyond it, allocation is a SOM-level
     /// out-of-memory error.
     pub max_heap_bytes: usize,
+    /// The heap starts at this size and never shrinks below it: no collection runs
+    /// before this much is in use.
+    pub min_heap_bytes: usize,
     /// GC-stress mode: collect every this many allocations (0: off).
     pub stress_every: u64,
     /// Collector threads.
@@ -54,14 +59,15 @@ impl Default for GcOptions {
             .unwrap_or(0);
         GcOptions {
             max_heap_bytes: 1 << 30,
+            min_heap_bytes: DEFAULT_MIN_HEAP_BYTES,
             stress_every,
             threads: 2,
         }
     }
 }
 
-/// The heap starts this small and grows (MMTk's MemBalancer) as the live set needs.
-const MIN_HEAP_BYTES: usize = 16 << 20;
+/// The default starting heap; it grows with the live data (see `trigger`).
+pub const DEFAULT_MIN_HEAP_BYTES: usize = 4 << 20;
 
 /// Collection statistics of the process (all VMs share one collector).
 #[derive(Debug, Clone, Copy, Default)]
@@ -80,31 +86,38 @@ pub fn stats() -> GcStats {
     }
 }
 
+/// The minimum and maximum heap sizes, for `trigger` (MMTk creates it without
+/// arguments).
+static HEAP_BOUNDS: OnceLock<(usize, usize)> = OnceLock::new();
+
+fn new_trigger() -> trigger::LiveRatioTrigger {
+    let (min, max) = *HEAP_BOUNDS.get().expect("set before the collector starts");
+    trigger::LiveRatioTrigger::new(min, max)
+}
+
 static INSTANCE: OnceLock<&'static MMTK<Som>> = OnceLock::new();
-/// The address range MMTk allocates in, for cheap "is this a heap pointer" tests.
-static HEAP_RANGE: OnceLock<(usize, usize)> = OnceLock::new();
+/// The address range MMTk allocates in, for cheap "is this a heap pointer" tests
+/// (set once, before the first allocation; plain atomics so the test is two loads).
+static HEAP_LO: AtomicUsize = AtomicUsize::new(0);
+static HEAP_HI: AtomicUsize = AtomicUsize::new(0);
 
 /// The collector, created with `options` on first use.
 fn instance(options: &GcOptions) -> &'static MMTK<Som> {
     INSTANCE.get_or_init(|| {
         let mut builder = MMTKBuilder::new_no_env_vars();
         builder.options.plan.set(PlanSelector::MarkSweep);
-        let max = options.max_heap_bytes.max(MIN_HEAP_BYTES);
-        builder
-            .options
-            .gc_trigger
-            .set(GCTriggerSelector::DynamicHeapSize(
-                MIN_HEAP_BYTES.min(max),
-                max,
-            ));
+        HEAP_BOUNDS.get_or_init(|| (options.min_heap_bytes, options.max_heap_bytes));
+        builder.options.gc_trigger.set(GCTriggerSelector::Delegated);
         builder.options.threads.set(options.threads.max(1));
         let mmtk: &'static MMTK<Som> = Box::leak(memory_manager::mmtk_init(&builder));
-        HEAP_RANGE.get_or_init(|| {
-            (
-                memory_manager::starting_heap_address().as_usize(),
-                memory_manager::last_heap_address().as_usize(),
-            )
-        });
+        HEAP_LO.store(
+            memory_manager::starting_heap_address().as_usize(),
+            Ordering::Relaxed,
+        );
+        HEAP_HI.store(
+            memory_manager::last_heap_address().as_usize(),
+            Ordering::Relaxed,
+        );
         mmtk
     })
 }
@@ -125,8 +138,9 @@ fn mmtk() -> &'static MMTK<Som> {
 /// inside MMTk's address range (classes and methods, allocated by Rust, never are).
 #[inline(always)]
 fn in_heap_range(word: usize) -> bool {
-    let (lo, hi) = *HEAP_RANGE.get().unwrap_or(&(0, 0));
-    word & 7 == 0 && word >= lo && word < hi
+    word & 7 == 0
+        && word >= HEAP_LO.load(Ordering::Relaxed)
+        && word < HEAP_HI.load(Ordering::Relaxed)
 }
 
 fn address(word: usize) -> Address {

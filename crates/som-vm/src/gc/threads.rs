@@ -294,6 +294,10 @@ impl Collection<Som> for Som {
         }
     }
 
+    fn create_gc_trigger() -> Box<dyn mmtk::util::heap::GCTriggerPolicy<Som>> {
+        Box::new(super::new_trigger())
+    }
+
     fn out_of_memory(_tls: VMThread, _err_kind: AllocationError) {
         // Returning makes the allocation answer null; `Heap::allocate` answers `None`
         // and the VM reports a SOM-level error.
