@@ -313,7 +313,14 @@ fn running_out_of_heap_is_a_som_error_with_exit_1() {
             "Hog = (\n  run = ( | list | 1 to: 100000000 do: [:i | | a | a := Array new: 100. a at: 1 put: list. list := a ] )\n)\n",
         )],
     );
-    let out = som(&["--heap-size", "32M", dir.join("Hog.som").to_str().unwrap()]);
+    // `--gc-stress 0`: this tests the heap limit, not roots, so SOM_GC_STRESS does not apply.
+    let out = som(&[
+        "--gc-stress",
+        "0",
+        "--heap-size",
+        "32M",
+        dir.join("Hog.som").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("out of memory"),
@@ -346,7 +353,10 @@ fn a_small_live_set_runs_in_a_small_heap() {
             "Churn = (\n  run = ( | n | n := 0. 1 to: 3000000 do: [:i | | a | a := Array new: 10. a at: 1 put: a. n := n + a length ]. n println. (system gcStats at: 1) > 0 ifTrue: [ 'collected' println ] )\n)\n",
         )],
     );
+    // `--gc-stress 0`: this tests the heap trigger, so SOM_GC_STRESS does not apply.
     let out = som(&[
+        "--gc-stress",
+        "0",
         "--heap-size",
         "16M",
         dir.join("Churn.som").to_str().unwrap(),
