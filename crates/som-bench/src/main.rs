@@ -44,6 +44,9 @@ const DEFAULT_SUITE: &[(&str, u64)] = &[
     ("Json", 1),
     ("DeltaBlue", 100),
     ("CD", 100),
+    ("Havlak", 1),
+    ("PageRank", 75),
+    ("GraphSearch", 7),
 ];
 
 #[derive(Parser)]

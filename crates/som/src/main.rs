@@ -16,6 +16,10 @@ use std::process::ExitCode;
 const VM_THREAD_STACK: usize = 1 << 30;
 
 fn main() -> ExitCode {
+    // A closed pipe (`som prog | head`) ends the program quietly, as it does any Unix
+    // tool, instead of failing the next write (which Rust's print macros turn into a
+    // panic). SAFETY: setting a signal disposition to the default has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = cli::parse();
     let runner = std::thread::Builder::new()
         .name("som".into())

@@ -364,3 +364,44 @@ fn a_small_live_set_runs_in_a_small_heap() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "30000000\ncollected\n");
 }
+
+#[test]
+fn a_closed_output_pipe_ends_the_program_without_a_panic() {
+    let dir = classes(
+        "pipe",
+        &[(
+            "Chatty.som",
+            "Chatty = (\n  run = ( 1 to: 200000 do: [:i | i println ]. self error: 'late' )\n)\n",
+        )],
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_som"))
+        .arg(dir.join("Chatty.som"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run som");
+    // Read a little, then close both pipes while the program is still writing.
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    drop(child.stderr.take());
+    let status = child.wait().unwrap();
+    // Ended by SIGPIPE (no exit code) or with the error's 1, never a panic's 101.
+    assert_ne!(status.code(), Some(101), "{status:?}");
+}
+
+#[test]
+fn an_array_larger_than_the_current_heap_is_allocated() {
+    // 600000 slots (4.8 MB) do not fit the 4 MB starting heap: the heap must grow for
+    // the waiting allocation instead of collecting forever.
+    let dir = classes(
+        "bigarray",
+        &[(
+            "BigArray.som",
+            "BigArray = (\n  run = ( (Array new: 600000) length println. (Array new: 6000000) length println )\n)\n",
+        )],
+    );
+    let out = som(&[dir.join("BigArray.som").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "600000\n6000000\n");
+}

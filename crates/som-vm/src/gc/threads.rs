@@ -12,7 +12,10 @@
 //!   `epoch` moves on;
 //! * `stop_all_mutators` marks a collection in progress and waits until no registered
 //!   mutator is running, then hands them all to MMTk;
-//! * `resume_mutators` ends the collection and advances the epoch, waking the parked.
+//! * `resume_mutators` ends the collection, clears every `parked` flag and advances the
+//!   epoch, waking the parked. (Clearing the flags there, not in each waking mutator,
+//!   matters: a mutator still waiting for the lock after one collection would otherwise
+//!   count as parked for the next and run during it.)
 //!
 //! Mutators register and leave only while no collection is in progress, and a
 //! collection does not start while one is registering or leaving.
@@ -36,7 +39,12 @@ pub struct MutatorRecord {
     pub vm: *const Vm,
     /// While parked: the part of the native stack in use, `[lo, hi)`.
     pub stack: (usize, usize),
+    /// Stopped for the collection in progress (or leaving, see `leaving`). Set by the
+    /// mutator when it parks; cleared by `resume_mutators` for every mutator at once, so
+    /// a mutator still waking up from one collection never counts as parked for the next.
     parked: bool,
+    /// The VM is being dropped: it stays parked, with no roots, until it is removed.
+    leaving: bool,
 }
 
 struct Registry {
@@ -88,6 +96,7 @@ pub fn register(vm: *const Vm) -> *mut MutatorRecord {
         vm,
         stack: (0, 0),
         parked: false,
+        leaving: false,
     }));
     begin_membership_change();
     let mutator = memory_manager::bind_mutator(mmtk(), tls_of(record));
@@ -109,6 +118,7 @@ pub unsafe fn unregister(record: *mut MutatorRecord) {
         (*record).vm = std::ptr::null();
         (*record).stack = (0, 0);
         (*record).parked = true;
+        (*record).leaving = true;
         CHANGED.notify_all();
     }
     begin_membership_change();
@@ -170,8 +180,7 @@ fn park(record: *mut MutatorRecord, for_requested_gc: bool) {
         while reg.epoch == epoch {
             reg = wait(reg);
         }
-        // SAFETY: as above; the collection is over.
-        unsafe { (*record).parked = false };
+        // `resume_mutators` has cleared `parked`.
     });
 }
 
@@ -260,6 +269,10 @@ impl Collection<Som> for Som {
         COLLECTIONS.fetch_add(1, Ordering::Relaxed);
         reg.collecting = false;
         STOP_REQUESTED.store(false, Ordering::Relaxed);
+        for &r in &reg.records {
+            // SAFETY: records stay valid while registered; the lock is held.
+            unsafe { (*r).parked = (*r).leaving };
+        }
         reg.epoch += 1;
         CHANGED.notify_all();
     }

@@ -1,7 +1,8 @@
 //! When to collect: a heap limit that follows the live data.
 //!
 //! After every collection the limit becomes the memory still in use (the live data,
-//! since MarkSweep sweeps eagerly) times [`GROWTH`], kept between the configured
+//! since MarkSweep sweeps eagerly) plus any allocation waiting for that collection,
+//! times [`GROWTH`], kept between the configured
 //! minimum and maximum heap sizes; a collection is due once the heap reaches the limit.
 //! This is the rule of Lua's collector and of many Smalltalk VMs: the work of each
 //! collection is proportional to the live data, and the allocation between two
@@ -26,6 +27,10 @@ pub struct LiveRatioTrigger {
     min_pages: usize,
     max_pages: usize,
     limit_pages: AtomicUsize,
+    /// Pages of allocations waiting for the collection in progress (one large array
+    /// may be bigger than the whole limit: the next limit must make room for it, or
+    /// the allocation would collect forever).
+    pending_pages: AtomicUsize,
 }
 
 impl LiveRatioTrigger {
@@ -36,22 +41,30 @@ impl LiveRatioTrigger {
             min_pages,
             max_pages,
             limit_pages: AtomicUsize::new(min_pages),
+            pending_pages: AtomicUsize::new(0),
         }
     }
 
-    /// The limit for a heap whose live data fills `live_pages`.
-    fn limit_for(&self, live_pages: usize) -> usize {
+    /// The limit for a heap whose live data fills `live_pages` while allocations of
+    /// `pending_pages` wait: room for those, then [`GROWTH`] times the sum.
+    fn limit_for(&self, live_pages: usize, pending_pages: usize) -> usize {
         live_pages
+            .saturating_add(pending_pages)
             .saturating_mul(GROWTH)
             .clamp(self.min_pages, self.max_pages)
     }
 }
 
 impl GCTriggerPolicy<Som> for LiveRatioTrigger {
+    fn on_pending_allocation(&self, pages: usize) {
+        self.pending_pages.fetch_add(pages, Ordering::Relaxed);
+    }
+
     fn on_gc_end(&self, mmtk: &'static MMTK<Som>) {
         let live = mmtk.get_plan().get_reserved_pages();
+        let pending = self.pending_pages.swap(0, Ordering::Relaxed);
         self.limit_pages
-            .store(self.limit_for(live), Ordering::Relaxed);
+            .store(self.limit_for(live, pending), Ordering::Relaxed);
     }
 
     fn is_gc_required(
@@ -89,8 +102,10 @@ mod tests {
     fn the_limit_is_twice_the_live_data_within_the_bounds() {
         let t = LiveRatioTrigger::new(4 << 20, 64 << 20);
         let pages = |mb: usize| (mb << 20) / BYTES_IN_PAGE;
-        assert_eq!(t.limit_for(pages(1)), pages(4));
-        assert_eq!(t.limit_for(pages(10)), pages(20));
-        assert_eq!(t.limit_for(pages(50)), pages(64));
+        assert_eq!(t.limit_for(pages(1), 0), pages(4));
+        assert_eq!(t.limit_for(pages(10), 0), pages(20));
+        assert_eq!(t.limit_for(pages(50), 0), pages(64));
+        // A waiting allocation larger than the limit gets room.
+        assert_eq!(t.limit_for(pages(1), pages(5)), pages(12));
     }
 }
