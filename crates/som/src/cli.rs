@@ -45,22 +45,22 @@ pub struct Cli {
     pub max_stack_depth: usize,
 
     /// Largest heap the collector may grow to, in bytes with an optional K/M/G suffix
-    /// (it starts at --heap-min and grows as the live data needs).
-    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = parse_size)]
-    pub heap_size: usize,
+    /// (it starts at --heap-min and grows as the live data needs). Default: 1G.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub heap_size: Option<usize>,
 
-    /// Starting heap size (the heap never shrinks below it), e.g. 64M.
-    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = parse_size)]
-    pub heap_min: usize,
+    /// Starting heap size (the heap never shrinks below it), e.g. 64M. Default: 4M.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub heap_min: Option<usize>,
 
     /// GC-stress mode: collect every N allocations (testing the collector and the
     /// VM's roots). Default: the SOM_GC_STRESS environment variable, else off.
     #[arg(long, value_name = "N")]
     pub gc_stress: Option<u64>,
 
-    /// Collector threads.
-    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub gc_threads: u16,
+    /// Collector threads. Default: 2.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub gc_threads: Option<u16>,
 
     /// The main class (or its file) followed by the program's arguments.
     #[arg(
@@ -153,15 +153,14 @@ impl Cli {
         o
     }
 
-    /// The collector settings.
+    /// The collector settings: the flags given, `GcOptions`' defaults for the rest.
     pub fn gc_options(&self) -> som_vm::gc::GcOptions {
+        let d = som_vm::gc::GcOptions::default();
         som_vm::gc::GcOptions {
-            max_heap_bytes: self.heap_size,
-            min_heap_bytes: self.heap_min,
-            stress_every: self
-                .gc_stress
-                .unwrap_or(som_vm::gc::GcOptions::default().stress_every),
-            threads: self.gc_threads as usize,
+            max_heap_bytes: self.heap_size.unwrap_or(d.max_heap_bytes),
+            min_heap_bytes: self.heap_min.unwrap_or(d.min_heap_bytes),
+            stress_every: self.gc_stress.unwrap_or(d.stress_every),
+            threads: self.gc_threads.map_or(d.threads, usize::from),
         }
     }
 
@@ -251,7 +250,7 @@ mod tests {
         ]);
         assert_eq!(c.gc_stress, Some(7));
         assert_eq!(c.classpath.as_deref(), Some("a"));
-        assert_eq!(c.heap_size, 64 << 20);
+        assert_eq!(c.heap_size, Some(64 << 20));
         assert_eq!(c.program, vec!["M"]);
     }
 

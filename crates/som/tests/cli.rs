@@ -22,6 +22,16 @@ fn classes(name: &str, files: &[(&str, &str)]) -> PathBuf {
     dir
 }
 
+/// Writes class `class` (its source) into a fresh directory and runs it with `flags`.
+fn run_class(class: &str, source: &str, flags: &[&str]) -> Output {
+    let file = format!("{class}.som");
+    let dir = classes(class, &[(&file, source)]);
+    let path = dir.join(&file);
+    let mut args = flags.to_vec();
+    args.push(path.to_str().unwrap());
+    som(&args)
+}
+
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -306,21 +316,12 @@ fn tier1_compiles_hot_methods_and_makes_direct_calls() {
 
 #[test]
 fn running_out_of_heap_is_a_som_error_with_exit_1() {
-    let dir = classes(
-        "oom",
-        &[(
-            "Hog.som",
-            "Hog = (\n  run = ( | list | 1 to: 100000000 do: [:i | | a | a := Array new: 100. a at: 1 put: list. list := a ] )\n)\n",
-        )],
-    );
     // `--gc-stress 0`: this tests the heap limit, not roots, so SOM_GC_STRESS does not apply.
-    let out = som(&[
-        "--gc-stress",
-        "0",
-        "--heap-size",
-        "32M",
-        dir.join("Hog.som").to_str().unwrap(),
-    ]);
+    let out = run_class(
+        "Hog",
+        "Hog = (\n  run = ( | list | 1 to: 100000000 do: [:i | | a | a := Array new: 100. a at: 1 put: list. list := a ] )\n)\n",
+        &["--gc-stress", "0", "--heap-size", "32M"],
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("out of memory"),
@@ -343,26 +344,34 @@ fn heap_sizes_are_checked() {
     }
 }
 
+/// A loop making about 300 MB of garbage with a few KB live; prints its collections.
+const CHURN: &str = "Churn = (\n  run = ( | n | n := 0. 1 to: 3000000 do: [:i | | a | a := Array new: 10. a at: 1 put: a. n := n + a length ]. n println. (system gcStats at: 1) println )\n)\n";
+
+fn churn_collections(flags: &[&str]) -> u64 {
+    // `--gc-stress 0`: this tests the heap trigger, so SOM_GC_STRESS does not apply.
+    let mut args = vec!["--gc-stress", "0"];
+    args.extend_from_slice(flags);
+    let out = run_class("Churn", CHURN, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("30000000"));
+    lines.next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn a_small_live_set_runs_in_a_small_heap() {
-    // About 300 MB allocated in total, a few KB live: a 16 MB heap is plenty.
-    let dir = classes(
-        "churn",
-        &[(
-            "Churn.som",
-            "Churn = (\n  run = ( | n | n := 0. 1 to: 3000000 do: [:i | | a | a := Array new: 10. a at: 1 put: a. n := n + a length ]. n println. (system gcStats at: 1) > 0 ifTrue: [ 'collected' println ] )\n)\n",
-        )],
+    assert!(churn_collections(&["--heap-size", "16M"]) > 0);
+}
+
+#[test]
+fn a_larger_starting_heap_collects_less_often() {
+    let small = churn_collections(&["--heap-min", "4M"]);
+    let large = churn_collections(&["--heap-min", "64M"]);
+    assert!(
+        large * 4 < small,
+        "{large} collections with 64M, {small} with 4M"
     );
-    // `--gc-stress 0`: this tests the heap trigger, so SOM_GC_STRESS does not apply.
-    let out = som(&[
-        "--gc-stress",
-        "0",
-        "--heap-size",
-        "16M",
-        dir.join("Churn.som").to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "30000000\ncollected\n");
 }
 
 #[test]
@@ -394,14 +403,11 @@ fn a_closed_output_pipe_ends_the_program_without_a_panic() {
 fn an_array_larger_than_the_current_heap_is_allocated() {
     // 600000 slots (4.8 MB) do not fit the 4 MB starting heap: the heap must grow for
     // the waiting allocation instead of collecting forever.
-    let dir = classes(
-        "bigarray",
-        &[(
-            "BigArray.som",
-            "BigArray = (\n  run = ( (Array new: 600000) length println. (Array new: 6000000) length println )\n)\n",
-        )],
+    let out = run_class(
+        "BigArray",
+        "BigArray = (\n  run = ( (Array new: 600000) length println. (Array new: 6000000) length println )\n)\n",
+        &[],
     );
-    let out = som(&[dir.join("BigArray.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "600000\n6000000\n");
 }

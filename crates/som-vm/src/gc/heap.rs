@@ -16,7 +16,6 @@ use mmtk::{memory_manager, AllocationSemantics};
 #[derive(Debug, Default, Clone, Copy)]
 pub struct AllocationStats {
     pub bytes_allocated: u64,
-    pub objects_allocated: u64,
 }
 
 pub struct Heap {
@@ -81,7 +80,6 @@ impl Heap {
         let object = ObjectReference::from_raw_address(addr)?;
         memory_manager::post_alloc(mutator, object, bytes, semantics);
         self.stats.bytes_allocated += bytes as u64;
-        self.stats.objects_allocated += 1;
         let hdr = addr.to_mut_ptr::<Header>();
         let hash = self.next_identity_hash();
         // SAFETY: `addr` is fresh memory of at least a header's size.

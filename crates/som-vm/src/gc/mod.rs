@@ -31,7 +31,8 @@ use mmtk::{memory_manager, MMTKBuilder, MMTK};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
-/// How the collector is set up (from `--heap-size`, `--gc-stress`, `--gc-threads`).
+/// How the collector is set up (from `--heap-size`, `--heap-min`, `--gc-stress`,
+/// `--gc-threads`).
 #[derive(Debug, Clone, Copy)]
 pub struct GcOptions {
     /// The heap may grow to this many bytes; beyond it, allocation is a SOM-level
