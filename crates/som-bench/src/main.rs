@@ -7,14 +7,16 @@
 //! report from `runs.json`. VMs are command templates, so peer VMs and our modes are
 //! compared in the same run.
 //!
-//! Plots (SVG) go next to the report. `som-bench experiment ablation` is the paper's Q3
-//! over our modes. Still to come (issue 4): PNG plots, the synthesizer, and the warm-up
-//! and peak experiments (with tier 2).
+//! Plots (SVG and PNG) go next to the report. `som-bench synthesize` writes the paper's
+//! synthesized programs (Appendix A, `synthesize`). `som-bench experiment NAME` runs the
+//! paper's questions over our modes: `warmup` (Q1), `peak` (Q2), `ablation` (Q3), and
+//! `peers` compares our interpreter with SOM++ and som-rs.
 
 mod plot;
 mod report;
 mod runner;
 mod stats;
+mod synthesize;
 
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -65,56 +67,165 @@ enum Cmd {
     Run(RunConfig),
     /// Rebuild report.md from a results directory.
     Report { dir: PathBuf },
+    /// Generate the synthesized programs of the paper's Appendix A (Synth00..Synth20).
+    Synthesize(synthesize::SynthConfig),
     /// A named experiment of the paper, run over the modes the VM has.
-    Experiment {
-        /// `ablation`: tier 1 with all optimisations, without inline caches, and
-        /// without inline caches and with stub handlers, normalised to the interpreter
-        /// (the paper's Q3, Figure 13).
-        name: String,
-        #[arg(long, default_value_t = 20)]
-        iterations: usize,
-        #[arg(long, default_value_t = 3)]
-        invocations: usize,
-        #[arg(long, default_value = "target/release/som")]
-        som: PathBuf,
-        #[arg(long, default_value = "benchmarks")]
-        dir: PathBuf,
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
+    Experiment(ExperimentConfig),
 }
+
+#[derive(clap::Args)]
+struct ExperimentConfig {
+    /// `warmup`: the first iteration of the synthesized programs in every mode (the
+    /// paper's Q1). `peak`: the steady state of the synthesized programs and the suite
+    /// in every mode (Q2). `ablation`: tier 1 with all optimisations, without inline
+    /// caches, and without inline caches and with stub handlers, normalised to the
+    /// interpreter (Q3, Figure 13). `peers`: our interpreter against SOM++ and som-rs
+    /// (give --sompp and/or --somrs, and --smalltalk).
+    name: String,
+    /// In-process iterations (default: 1 for warmup, 20 for the others).
+    #[arg(long)]
+    iterations: Option<usize>,
+    /// Process invocations per benchmark and VM (default: 5 for warmup, else 3).
+    #[arg(long)]
+    invocations: Option<usize>,
+    /// Benchmarks as NAME:INNER, comma-separated (default: the experiment's own).
+    #[arg(long, value_delimiter = ',')]
+    benchmarks: Vec<String>,
+    #[arg(long, default_value = "target/release/som")]
+    som: PathBuf,
+    #[arg(long, default_value = "benchmarks")]
+    dir: PathBuf,
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `peers`: the SOM++ binary.
+    #[arg(long)]
+    sompp: Option<PathBuf>,
+    /// `peers`: the som-rs bytecode interpreter binary (`som-interpreter-bc`).
+    #[arg(long)]
+    somrs: Option<PathBuf>,
+    /// `peers`: the core library the peers run with (`Smalltalk` of a SOM checkout).
+    #[arg(long)]
+    smalltalk: Option<PathBuf>,
+}
+
+/// The harness command of our VM; `{mode}` is replaced by the mode's flags.
+const HARNESS: &str = "{som} {mode} -cp {dir}:{dir}/synthesized {dir}/BenchmarkHarness.som {benchmark} {iterations} {inner}";
+
+/// How many synthesized programs `synthesize` writes by default (suite order + 20).
+const SYNTHESIZED: usize = 21;
 
 /// The tier-1 threshold of the ablation (the paper's Q3 runs use 23).
 const ABLATION_THRESHOLD: u32 = 23;
 
-/// The VMs of a named experiment.
-fn experiment_vms(name: &str) -> Result<Vec<String>, String> {
-    let harness =
-        "{som} {mode} -cp {dir} {dir}/BenchmarkHarness.som {benchmark} {iterations} {inner}";
-    let vm = |label: &str, mode: &str| format!("{label}={}", harness.replace("{mode}", mode));
+/// A named experiment: its VMs, benchmarks, iterations and invocations.
+struct Experiment {
+    vms: Vec<String>,
+    benchmarks: Vec<String>,
+    iterations: usize,
+    invocations: usize,
+}
+
+fn our_vm(label: &str, mode: &str) -> String {
+    format!("{label}={}", HARNESS.replace("{mode}", mode))
+}
+
+fn synthesized_benchmarks() -> Vec<String> {
+    (0..SYNTHESIZED).map(|k| format!("Synth{k:02}:1")).collect()
+}
+
+fn experiment(c: &ExperimentConfig) -> Result<Experiment, String> {
     let t = ABLATION_THRESHOLD;
-    match name {
-        "ablation" => Ok(vec![
-            vm("interp", "--mode interp"),
-            vm(
-                "threaded",
-                &format!("--mode threaded --jit tier1_threshold={t}"),
-            ),
-            vm(
-                "threaded-no-ic",
-                &format!("--mode threaded --jit tier1_threshold={t},tier1_ic=off"),
-            ),
-            vm(
-                "threaded-no-ic-stubs",
-                &format!(
-                    "--mode threaded --jit tier1_threshold={t},tier1_ic=off,tier1_stub_handlers=on"
+    let modes = || {
+        vec![
+            our_vm("interp", "--mode interp"),
+            our_vm("threaded", "--mode threaded --jit-stats"),
+        ]
+    };
+    let e = match c.name.as_str() {
+        "warmup" => Experiment {
+            vms: modes(),
+            benchmarks: synthesized_benchmarks(),
+            iterations: 1,
+            invocations: 5,
+        },
+        "peak" => Experiment {
+            vms: modes(),
+            benchmarks: synthesized_benchmarks()
+                .into_iter()
+                .take(3)
+                .chain(DEFAULT_SUITE.iter().map(|(n, i)| format!("{n}:{i}")))
+                .collect(),
+            iterations: 20,
+            invocations: 3,
+        },
+        "ablation" => Experiment {
+            vms: vec![
+                our_vm("interp", "--mode interp"),
+                our_vm(
+                    "threaded",
+                    &format!("--mode threaded --jit tier1_threshold={t}"),
                 ),
-            ),
-        ]),
-        other => Err(format!(
-            "unknown experiment '{other}' (known: ablation; warmup and peak arrive with tier 2)"
-        )),
-    }
+                our_vm(
+                    "threaded-no-ic",
+                    &format!("--mode threaded --jit tier1_threshold={t},tier1_ic=off"),
+                ),
+                our_vm(
+                    "threaded-no-ic-stubs",
+                    &format!(
+                        "--mode threaded --jit tier1_threshold={t},tier1_ic=off,tier1_stub_handlers=on"
+                    ),
+                ),
+            ],
+            benchmarks: Vec::new(),
+            iterations: 20,
+            invocations: 3,
+        },
+        "peers" => {
+            let lib = c
+                .smalltalk
+                .as_ref()
+                .ok_or("peers needs --smalltalk DIR (the Smalltalk folder of a SOM checkout)")?
+                .display()
+                .to_string();
+            let mut vms = vec![our_vm("interp", "--mode interp")];
+            if let Some(p) = &c.sompp {
+                vms.push(format!(
+                    "SOM++={} -cp {lib}:{{dir}} {{dir}}/BenchmarkHarness.som {{benchmark}} {{iterations}} {{inner}}",
+                    p.display()
+                ));
+            }
+            if let Some(p) = &c.somrs {
+                vms.push(format!(
+                    "som-rs={} -c {lib} {{dir}} -- BenchmarkHarness {{benchmark}} {{iterations}} {{inner}}",
+                    p.display()
+                ));
+            }
+            if vms.len() == 1 {
+                return Err("peers needs --sompp PATH and/or --somrs PATH".into());
+            }
+            Experiment {
+                vms,
+                benchmarks: Vec::new(),
+                iterations: 20,
+                invocations: 3,
+            }
+        }
+        other => {
+            return Err(format!(
+                "unknown experiment '{other}' (known: warmup, peak, ablation, peers)"
+            ))
+        }
+    };
+    Ok(Experiment {
+        benchmarks: if c.benchmarks.is_empty() {
+            e.benchmarks
+        } else {
+            c.benchmarks.clone()
+        },
+        iterations: c.iterations.unwrap_or(e.iterations),
+        invocations: c.invocations.unwrap_or(e.invocations),
+        vms: e.vms,
+    })
 }
 
 fn main() {
@@ -122,23 +233,19 @@ fn main() {
     let result = match cli.command {
         Cmd::Run(config) => run(config),
         Cmd::Report { dir } => rebuild_report(&dir),
-        Cmd::Experiment {
-            name,
-            iterations,
-            invocations,
-            som,
-            dir,
-            out,
-        } => experiment_vms(&name).and_then(|vms| {
+        Cmd::Synthesize(config) => synthesize::synthesize(&config, DEFAULT_SUITE),
+        Cmd::Experiment(c) => experiment(&c).and_then(|e| {
             run(RunConfig {
-                vms,
-                benchmarks: Vec::new(),
-                iterations,
-                invocations,
-                som,
-                dir,
+                vms: e.vms,
+                benchmarks: e.benchmarks,
+                iterations: e.iterations,
+                invocations: e.invocations,
+                som: c.som,
+                dir: c.dir,
                 baseline: Some("interp".into()),
-                out: out.unwrap_or_else(|| PathBuf::from(format!("bench-results/{name}"))),
+                out: c
+                    .out
+                    .unwrap_or_else(|| PathBuf::from(format!("bench-results/{}", c.name))),
             })
         }),
     };
@@ -178,15 +285,10 @@ struct RunConfig {
 }
 
 fn parse_vms(specs: &[String], som: &Path, dir: &Path) -> Result<Vec<Vm>, String> {
-    let harness =
-        "{som} {mode} -cp {dir} {dir}/BenchmarkHarness.som {benchmark} {iterations} {inner}";
     let specs: Vec<String> = if specs.is_empty() {
         vec![
-            format!("interp={}", harness.replace("{mode}", "--mode interp")),
-            format!(
-                "threaded={}",
-                harness.replace("{mode}", "--mode threaded --jit-stats")
-            ),
+            our_vm("interp", "--mode interp"),
+            our_vm("threaded", "--mode threaded --jit-stats"),
         ]
     } else {
         specs.to_vec()

@@ -93,6 +93,7 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
         }
         let _ = writeln!(out);
     }
+    first_iterations(&mut out, runs, vms, baseline, &benchmarks);
     let _ = writeln!(out, "\n## Summary\n");
     let _ = writeln!(
         out,
@@ -152,8 +153,76 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
     out
 }
 
-/// Writes `ratios.svg` and one `warmup-<benchmark>.svg` per benchmark into `dir`, and
-/// answers the Markdown that shows them.
+/// The warm-up table (the paper's Q1 measure): each invocation's first in-process
+/// iteration, as median, mean and standard deviation over invocations, and the ratio of
+/// medians to the baseline with its geometric mean.
+fn first_iterations(
+    out: &mut String,
+    runs: &[Run],
+    vms: &[String],
+    baseline: &str,
+    benchmarks: &[String],
+) {
+    let firsts = |b: &str, vm: &str| -> Vec<f64> {
+        runs.iter()
+            .filter(|r| r.vm == vm && r.benchmark == b && r.failure.is_none())
+            .filter_map(|r| r.iterations_us.first().map(|&t| t as f64))
+            .collect()
+    };
+    let _ = writeln!(
+        out,
+        "\n## First iteration\n\nEach invocation's first iteration (µs): median, mean and \
+         standard deviation over invocations; ratio of medians to `{baseline}`.\n"
+    );
+    let _ = write!(out, "| Benchmark |");
+    for vm in vms {
+        let _ = write!(out, " {vm} (µs) | mean | sd | ratio |");
+    }
+    let _ = write!(out, "\n|---|");
+    for _ in vms {
+        let _ = write!(out, "---:|---:|---:|---:|");
+    }
+    let _ = writeln!(out);
+    let mut ratios: Vec<Vec<f64>> = vec![Vec::new(); vms.len()];
+    for b in benchmarks {
+        let base = firsts(b, baseline);
+        let _ = write!(out, "| {b} |");
+        for (i, vm) in vms.iter().enumerate() {
+            let v = firsts(b, vm);
+            if v.is_empty() {
+                let _ = write!(out, " failed | | | |");
+                continue;
+            }
+            let m = stats::median(&v);
+            let ratio = if base.is_empty() {
+                "–".to_string()
+            } else {
+                let r = stats::median(&base) / m;
+                ratios[i].push(r);
+                format!("{r:.2}")
+            };
+            let _ = write!(
+                out,
+                " {m:.0} | {:.0} | {:.0} | {ratio} |",
+                stats::mean(&v),
+                stats::variance(&v).sqrt()
+            );
+        }
+        let _ = writeln!(out);
+    }
+    let _ = write!(out, "| geomean |");
+    for r in &ratios {
+        if r.is_empty() {
+            let _ = write!(out, " | | | – |");
+        } else {
+            let _ = write!(out, " | | | {:.3} |", stats::geomean(r));
+        }
+    }
+    let _ = writeln!(out);
+}
+
+/// Writes `ratios` and one `warmup-<benchmark>` plot per benchmark (SVG and PNG) into
+/// `dir`, and answers the Markdown that shows them.
 pub fn plots(
     dir: &std::path::Path,
     runs: &[Run],
@@ -175,8 +244,15 @@ pub fn plots(
         let hi = rs.iter().copied().fold(0.0, f64::max);
         Some((base / stats::median(vals), lo, hi))
     };
-    crate::plot::ratio_bars(&dir.join("ratios.svg"), &benchmarks, vms, &ratio)?;
-    let mut md = String::from("\n## Plots\n\n![ratios](ratios.svg)\n\n");
+    let bars = crate::plot::RatioBars {
+        benchmarks: &benchmarks,
+        vms,
+        ratio: &ratio,
+    };
+    crate::plot::save(&dir.join("ratios"), &bars)?;
+    let mut md = String::from(
+        "\n## Plots\n\nEach plot is also written as PNG next to its SVG.\n\n![ratios](ratios.svg)\n\n",
+    );
     for b in &benchmarks {
         let series: Vec<(String, Vec<f64>)> = vms
             .iter()
@@ -193,9 +269,13 @@ pub fn plots(
                 (vm.clone(), curve)
             })
             .collect();
-        let file = format!("warmup-{b}.svg");
-        crate::plot::warmup_curves(&dir.join(&file), b, &series)?;
-        md.push_str(&format!("![{b} warm-up]({file})\n"));
+        let stem = format!("warmup-{b}");
+        let curves = crate::plot::WarmupCurves {
+            benchmark: b,
+            series: &series,
+        };
+        crate::plot::save(&dir.join(&stem), &curves)?;
+        md.push_str(&format!("![{b} warm-up]({stem}.svg)\n"));
     }
     Ok(md)
 }

@@ -36,11 +36,17 @@ pub fn geomean(xs: &[f64]) -> f64 {
     (xs.iter().map(|x| x.ln()).sum::<f64>() / xs.len() as f64).exp()
 }
 
-/// A small deterministic generator (xorshift64*), so reports are reproducible.
-struct Rng(u64);
+/// A small deterministic generator (xorshift64*), so reports and generated programs are
+/// reproducible from their seed, whatever version of a random-number crate is around.
+pub struct Rng(u64);
 
 impl Rng {
-    fn below(&mut self, n: usize) -> usize {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+
+    /// A value in `0..n`.
+    pub fn below(&mut self, n: usize) -> usize {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -54,7 +60,7 @@ pub fn bootstrap_mean_ci(xs: &[f64], level: f64, resamples: usize) -> (f64, f64)
     if xs.is_empty() {
         return (f64::NAN, f64::NAN);
     }
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut means: Vec<f64> = (0..resamples)
         .map(|_| (0..xs.len()).map(|_| xs[rng.below(xs.len())]).sum::<f64>() / xs.len() as f64)
         .collect();
@@ -62,6 +68,49 @@ pub fn bootstrap_mean_ci(xs: &[f64], level: f64, resamples: usize) -> (f64, f64)
     let tail = (1.0 - level) / 2.0;
     let at = |q: f64| means[((q * resamples as f64) as usize).min(resamples - 1)];
     (at(tail), at(1.0 - tail))
+}
+
+/// A least-squares line `y = intercept + slope * x` and its coefficient of determination.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinearFit {
+    pub slope: f64,
+    pub intercept: f64,
+    pub r2: f64,
+}
+
+/// The least-squares line through the points; R² is 1 minus the residual over the total
+/// sum of squares (0 when all y are equal).
+pub fn linear_fit(xs: &[f64], ys: &[f64]) -> LinearFit {
+    let (mx, my) = (mean(xs), mean(ys));
+    let sxy: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
+    let syy: f64 = ys.iter().map(|y| (y - my) * (y - my)).sum();
+    let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+    let intercept = my - slope * mx;
+    let residual: f64 = xs
+        .iter()
+        .zip(ys)
+        .map(|(x, y)| {
+            let e = y - (intercept + slope * x);
+            e * e
+        })
+        .sum();
+    let r2 = if syy > 0.0 { 1.0 - residual / syy } else { 0.0 };
+    LinearFit {
+        slope,
+        intercept,
+        r2,
+    }
+}
+
+/// The paper's rank/count regression (Appendix A): counts sorted in descending order,
+/// ln(count) against ln(rank), rank 1 being the most frequent.
+pub fn rank_count_fit(counts: &[u64]) -> LinearFit {
+    let mut sorted: Vec<u64> = counts.iter().copied().filter(|&c| c > 0).collect();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let xs: Vec<f64> = (1..=sorted.len()).map(|r| (r as f64).ln()).collect();
+    let ys: Vec<f64> = sorted.iter().map(|&c| (c as f64).ln()).collect();
+    linear_fit(&xs, &ys)
 }
 
 /// The result of a Wilcoxon signed-rank test.
@@ -183,5 +232,27 @@ mod tests {
         assert!(w.p > 0.5, "{w:?}");
         // Zero differences are dropped.
         assert_eq!(wilcoxon(&[1.0, 2.0], &[1.0, 2.0]).p, 1.0);
+    }
+
+    #[test]
+    fn linear_fit_recovers_a_line_and_measures_scatter() {
+        let xs = [1.0, 2.0, 3.0, 4.0];
+        let f = linear_fit(&xs, &[3.0, 5.0, 7.0, 9.0]);
+        assert!((f.slope - 2.0).abs() < 1e-12 && (f.intercept - 1.0).abs() < 1e-12);
+        assert!((f.r2 - 1.0).abs() < 1e-12);
+        // y = 1, 3, 2, 4: slope 0.8, intercept 0.5, residuals -0.3 0.9 -0.9 0.3, so
+        // SSE 1.8 against SST 5: R² 0.64.
+        let g = linear_fit(&xs, &[1.0, 3.0, 2.0, 4.0]);
+        assert!((g.slope - 0.8).abs() < 1e-12 && (g.intercept - 0.5).abs() < 1e-12);
+        assert!((g.r2 - 0.64).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_power_law_has_a_perfect_rank_count_fit() {
+        // count = 1000 / rank^2, in any order.
+        let counts = [250u64, 1000, 40, 111, 62];
+        let f = rank_count_fit(&[1000, 250, 111, 62, 40]);
+        assert!(f.r2 > 0.999 && (f.slope + 2.0).abs() < 0.01);
+        assert_eq!(rank_count_fit(&counts), f);
     }
 }

@@ -158,7 +158,7 @@ pub struct Code {
     /// 0 for a method, n for a block nested n levels deep.
     pub block_depth: u8,
     /// Profiling: how often the method was invoked, and each back-edge taken.
-    pub invocations: Cell<u32>,
+    pub invocations: Cell<u64>,
     pub backedges: Vec<Cell<u32>>,
     /// Source line of each op (for backtraces).
     pub lines: Vec<u32>,

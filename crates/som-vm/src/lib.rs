@@ -11,6 +11,7 @@
 #![allow(clippy::not_unsafe_ptr_arg_deref)]
 
 pub mod bytecode;
+pub mod call_profile;
 pub mod classloader;
 pub mod compiler;
 pub mod corelib;

@@ -183,7 +183,7 @@ impl Vm {
             // SAFETY: methods are immortal.
             if let Some(code) = unsafe { (*m).code() } {
                 methods += 1;
-                invocations += code.invocations.get() as u64;
+                invocations += code.invocations.get();
                 sites += code.sites.len() as u64;
                 misses += code
                     .sites

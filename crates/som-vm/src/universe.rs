@@ -535,6 +535,17 @@ impl Vm {
     fn describe_frame(&self, frame: &Frame) -> String {
         // SAFETY: frames always hold an immortal method.
         let method = unsafe { &*frame.method };
+        let line = method
+            .code()
+            .and_then(|c| c.lines.get(frame.pc.saturating_sub(1) as usize))
+            .copied()
+            .unwrap_or(0);
+        format!("{} (line {})", self.method_label(method), line)
+    }
+
+    /// A method's name as backtraces show it: `Class>>#selector`, or
+    /// `block in Class>>#selector` for a block (once per nesting level).
+    pub fn method_label(&self, method: &Method) -> String {
         let mut home = method;
         let mut prefix = String::new();
         while !home.enclosing.is_null() {
@@ -548,18 +559,7 @@ impl Vm {
         } else {
             self.class_name(holder)
         };
-        let line = method
-            .code()
-            .and_then(|c| c.lines.get(frame.pc.saturating_sub(1) as usize))
-            .copied()
-            .unwrap_or(0);
-        format!(
-            "{}{}>>#{} (line {})",
-            prefix,
-            holder_name,
-            self.str_of(home.signature),
-            line
-        )
+        format!("{prefix}{holder_name}>>#{}", self.str_of(home.signature))
     }
 
     /// The next pseudo-random number (non-negative, 62 bits).

@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long)]
     pub jit_stats: bool,
 
+    /// Write how often each method and block was invoked to FILE when the program
+    /// ends (`count<TAB>Class>>#selector` lines, most-called first).
+    #[arg(long, value_name = "FILE")]
+    pub profile_calls: Option<PathBuf>,
+
     /// Deepest nesting of activations before a SOM-level stack overflow error.
     #[arg(long, value_name = "N", default_value_t = 100_000)]
     pub max_stack_depth: usize,

@@ -83,5 +83,14 @@ fn run(cli: cli::Cli) -> i32 {
         vm.flush();
         eprint!("{}", vm.jit_stats());
     }
+    if let Some(path) = &cli.profile_calls {
+        if let Err(e) = std::fs::write(path, vm.call_profile_text()) {
+            eprintln!(
+                "som: cannot write the call profile to {}: {e}",
+                path.display()
+            );
+            return 1;
+        }
+    }
     status
 }

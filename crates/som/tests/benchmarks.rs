@@ -122,3 +122,45 @@ fn the_harness_reports_failures_and_unknown_benchmarks() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The committed synthesized programs (`som-bench synthesize`) load: they parse and
+/// compile against the benchmarks. (Running them takes seconds each; `synthesize`
+/// validates them by running and profiling each one.)
+#[test]
+fn the_synthesized_programs_load() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../benchmarks");
+    let synth = dir.join("synthesized");
+    let mut names: Vec<String> = std::fs::read_dir(&synth)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.ok()?.file_name().into_string().ok()?;
+            Some(name.strip_suffix(".som")?.to_string())
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 21, "{names:?}");
+    let symbols: Vec<String> = names.iter().map(|n| format!("#{n}")).collect();
+    let checker = std::env::temp_dir().join(format!("som-synth-{}", std::process::id()));
+    std::fs::create_dir_all(&checker).unwrap();
+    std::fs::write(
+        checker.join("CheckSynth.som"),
+        format!(
+            "CheckSynth = ( run = ( #({}) do: [ :n | (system load: n) isNil ifTrue: [ \
+             ('missing ' + n) println. system exit: 1 ] ]. 'ok' println ) )",
+            symbols.join(" ")
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_som"))
+        .arg("-cp")
+        .arg(format!("{}:{}", dir.display(), synth.display()))
+        .arg(checker.join("CheckSynth.som"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

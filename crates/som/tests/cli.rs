@@ -411,3 +411,53 @@ fn an_array_larger_than_the_current_heap_is_allocated() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "600000\n6000000\n");
 }
+
+#[test]
+fn profile_calls_counts_every_method_and_block_in_every_mode() {
+    let source = "Prof = (
+        twice: x = ( ^ x * 2 )
+        run = ( | sum | sum := 0.
+            1 to: 5000 do: [ :i | sum := sum + (self twice: i) ].
+            #(1 2 3) do: [ :e | sum := sum + e ].
+            sum println ) )";
+    for mode in ["interp", "threaded"] {
+        let file = std::env::temp_dir().join(format!("som-profile-{}-{mode}", std::process::id()));
+        let f = file.to_str().unwrap();
+        let out = run_class(
+            "Prof",
+            source,
+            &[
+                "--mode",
+                mode,
+                "--jit",
+                "tier1_threshold=10",
+                "--profile-calls",
+                f,
+            ],
+        );
+        assert_eq!(
+            text(&out.stdout),
+            "25005006\n",
+            "{mode}: {}",
+            text(&out.stderr)
+        );
+        let profile = std::fs::read_to_string(&file).unwrap();
+        let lines: Vec<&str> = profile.lines().collect();
+        // The most-called method comes first, with its exact count.
+        assert_eq!(lines[0], "5000\tProf>>#twice:", "{mode}: {profile}");
+        assert!(lines.contains(&"1\tProf>>#run"), "{mode}: {profile}");
+        // The block passed to do: is a real block, counted per element.
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("3\tblock in Prof>>#run (line")),
+            "{mode}: {profile}"
+        );
+        let counts: Vec<u64> = lines
+            .iter()
+            .map(|l| l.split('\t').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{mode}: sorted");
+        let _ = std::fs::remove_file(&file);
+    }
+}

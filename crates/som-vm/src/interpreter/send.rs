@@ -207,7 +207,8 @@ fn activate(
 ) -> VmResult<Value> {
     // SAFETY: methods are immortal; `activate` is only called for bytecode methods.
     let code = unsafe { (*method).code().unwrap_unchecked() };
-    code.invocations.set(code.invocations.get().wrapping_add(1));
+    code.invocations
+        .set(code.invocations.get().saturating_add(1));
     if vm.depth >= vm.options.max_stack_depth || native_stack_exhausted(vm) {
         return Err(stack_overflow(vm));
     }
@@ -267,7 +268,7 @@ fn tier1_code(vm: &mut Vm, code: &Code) -> Option<CompiledFn> {
         Tier1State::Compiled(f) => Some(f),
         Tier1State::Failed => None,
         Tier1State::NotCompiled => {
-            if code.invocations.get() < vm.tier1.as_ref()?.options.threshold {
+            if code.invocations.get() < vm.tier1.as_ref()?.options.threshold as u64 {
                 return None;
             }
             // The compiler reads the VM (classes, lookups) while it is borrowed from it.
