@@ -122,6 +122,10 @@ impl Machine for Concrete {
         w & mask == expect
     }
     #[inline(always)]
+    fn flag(&mut self, c: Cmp, a: u64, b: u64) -> u64 {
+        c.eval(a as i64, b as i64) as u64
+    }
+    #[inline(always)]
     fn cmp(&mut self, c: Cmp, a: u64, b: u64) -> bool {
         c.eval(a as i64, b as i64)
     }

@@ -120,6 +120,9 @@ pub trait Machine {
     /// Signed multiplication; `None` on overflow (a decision).
     fn mul_ovf(&mut self, a: Self::W, b: Self::W) -> Option<Self::W>;
     fn fbin(&mut self, op: FBinOp, a: Self::W, b: Self::W) -> Self::W;
+    /// 1 if the signed comparison holds, else 0: a value, not a decision (for
+    /// branch-free bit manipulation, such as decoding a packed float).
+    fn flag(&mut self, c: Cmp, a: Self::W, b: Self::W) -> Self::W;
 
     // ---- decisions ---------------------------------------------------------------
     /// Is `w & mask == expect`? (tag tests)

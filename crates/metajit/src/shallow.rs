@@ -4,9 +4,11 @@
 //! and emits native code (through [`crate::backend`]) that is a sequence of calls to the
 //! interpreter's own handlers, with native control flow between them. What to emit for an
 //! instruction comes from the client language as a [`Lowering`], which it derives from
-//! the handler's annotation: a `threaded` handler becomes a call of its concrete entry,
-//! a `control` handler becomes a call that decides plus a native branch (or, for
-//! unconditional jumps and back-edges, no call at all), a return leaves the function.
+//! the handler's annotation: a handler is compiled into the method by partial
+//! evaluation (its fast paths become native code, its slow paths calls of its concrete
+//! entry; see [`crate::emit`]) or, where that is switched off, called; a `control`
+//! handler's decision becomes a native branch (unconditional jumps and back-edges need
+//! no handler at all), a return leaves the function.
 //!
 //! The activation's state (operand stack, locals, pc) stays in the interpreter's frame in
 //! memory, exactly as the handlers expect it, so compiled code and interpreter can hand
@@ -68,10 +70,26 @@ pub struct ReceiverKey {
     pub header_offset: i32,
 }
 
-/// Runs a decision-free handler with the [`crate::emit::Emit`] machine, emitting its
-/// code inline: `(machine, ctx, code, instr)`, the same context as an entry gets.
-pub type InlineFn =
-    for<'e, 'f> fn(&mut crate::emit::Emit<'e, 'f>, ctx: *mut u8, code: *const u8, instr: *const u8);
+/// Runs a handler with the [`crate::emit::Emit`] machine, emitting one path of its code
+/// per call (`(machine, ctx, code, instr)`, the same context as an entry gets), and
+/// answers how that path ends.
+pub type SpecialiseFn = for<'e, 'f> fn(
+    &mut crate::emit::Emit<'e, 'f>,
+    ctx: *mut u8,
+    code: *const u8,
+    instr: *const u8,
+) -> crate::emit::PathEnd;
+
+/// How a specialised instruction continues.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// With the next instruction.
+    Next,
+    /// With the next instruction or, if taken, at this one.
+    Branch(u32),
+    /// By leaving the activation.
+    Return,
+}
 
 /// One case of an inline cache: receivers with guard key `key` go to `direct` with
 /// `target`.
@@ -85,13 +103,17 @@ pub struct CacheCase {
 /// How one instruction becomes native code.
 #[derive(Debug, Clone)]
 pub enum Lowering {
-    /// Emit the handler's body inline (see [`crate::emit`]); it always continues.
-    /// `sp` is the operand-stack pointer before the instruction (slot index), which is
-    /// the same on every path to it.
-    Inline {
-        emit: InlineFn,
+    /// Compile the handler's body into the method by partial evaluation (see
+    /// [`crate::emit`]): its decisions become native branches, and paths that need the
+    /// runtime call `entry` instead (the slow path; statuses as for `Call` with
+    /// `may_exit`, or as for `Branch`/`Return` by `flow`). `sp` is the operand-stack
+    /// pointer before the instruction (slot index), the same on every path to it.
+    Specialised {
+        emit: SpecialiseFn,
+        entry: EntryFn,
         instr: *const u8,
         sp: usize,
+        flow: Flow,
     },
     /// Call the entry. With `may_exit`, any status but [`status::NEXT`] leaves the
     /// straight line (return, unwind, restart); without, the status is ignored.
@@ -147,6 +169,9 @@ pub struct MethodShape<'a> {
     /// straight line, compiled code stores the index of the next instruction there, as
     /// the interpreter would have (backtraces and restarts read it).
     pub pc_offset: i32,
+    /// Byte offset in `ctx` of the word where a returning activation leaves its result
+    /// (what entries do before answering [`status::RETURN`]).
+    pub result_offset: i32,
 }
 
 impl MethodShape<'_> {
@@ -163,10 +188,19 @@ impl MethodShape<'_> {
             seen[pc] = true;
             order.push(pc);
             match self.instrs[pc] {
-                Lowering::Call { .. } | Lowering::Inline { .. } | Lowering::CachedSend { .. } => {
-                    work.push_back(pc + 1)
-                }
-                Lowering::Branch { target, .. } => {
+                Lowering::Call { .. }
+                | Lowering::CachedSend { .. }
+                | Lowering::Specialised {
+                    flow: Flow::Next, ..
+                } => work.push_back(pc + 1),
+                Lowering::Specialised {
+                    flow: Flow::Return, ..
+                } => {}
+                Lowering::Branch { target, .. }
+                | Lowering::Specialised {
+                    flow: Flow::Branch(target),
+                    ..
+                } => {
                     work.push_back(pc + 1);
                     work.push_back(target as usize);
                 }
@@ -251,6 +285,7 @@ mod tests {
             instrs: &instrs,
             stub_handlers: false,
             pc_offset: 0,
+            result_offset: 0,
         };
         assert_eq!(shape.reachable(), vec![0, 1, 2, 4]);
     }

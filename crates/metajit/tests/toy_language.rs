@@ -4,8 +4,8 @@
 //! proof that nothing in `metajit` is specific to SOM.
 
 use metajit::backend::Tier1Backend;
-use metajit::emit::{Emit, FrameLayout};
-use metajit::shallow::{status, EntryFn, Lowering, MethodShape};
+use metajit::emit::{Emit, FrameLayout, PathEnd};
+use metajit::shallow::{status, EntryFn, Flow, Lowering, MethodShape};
 use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, StackFrame, Step};
 
 #[derive(Debug, Clone, Copy)]
@@ -147,31 +147,36 @@ fn lower(
     code: &[Op],
     counters: &mut [u32],
     switch_at: Option<u32>,
-    inline_straight_line: bool,
+    specialise: bool,
 ) -> Vec<Lowering> {
     code.iter()
         .enumerate()
         .map(|(pc, op)| {
             let instr = op as *const Op as *const u8;
+            let specialised = |flow| Lowering::Specialised {
+                emit: specialise_handler,
+                entry: entry as EntryFn,
+                instr,
+                sp: STACK_BEFORE[pc],
+                flow,
+            };
             match *op {
-                Op::JumpIfZero(target) => Lowering::Branch {
-                    entry: entry as EntryFn,
-                    instr,
-                    target,
-                },
                 Op::Back(target, c) => Lowering::BackEdge {
                     target,
                     counter: &mut counters[c],
                     switch_at,
                 },
+                Op::JumpIfZero(target) if specialise => specialised(Flow::Branch(target)),
+                Op::Ret if specialise => specialised(Flow::Return),
+                _ if specialise => specialised(Flow::Next),
+                Op::JumpIfZero(target) => Lowering::Branch {
+                    entry: entry as EntryFn,
+                    instr,
+                    target,
+                },
                 Op::Ret => Lowering::Return {
                     entry: entry as EntryFn,
                     instr,
-                },
-                _ if inline_straight_line => Lowering::Inline {
-                    emit: inline,
-                    instr,
-                    sp: STACK_BEFORE[pc],
                 },
                 _ => Lowering::Call {
                     entry: entry as EntryFn,
@@ -225,6 +230,8 @@ fn shape(instrs: &[Lowering], stub_handlers: bool) -> MethodShape<'_> {
         instrs,
         stub_handlers,
         pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+        // The context is the word that receives the result.
+        result_offset: 0,
     }
 }
 
@@ -234,8 +241,8 @@ const LAYOUT: FrameLayout = FrameLayout {
     aux_offset: std::mem::offset_of!(Frame, aux) as i32,
 };
 
-/// Emits the body of a decision-free instruction inline (the handlers run with `Emit`).
-fn inline(m: &mut Emit, _ctx: *mut u8, _code: *const u8, instr: *const u8) {
+/// Emits one path of an instruction (the handlers run with `Emit`).
+fn specialise_handler(m: &mut Emit, _ctx: *mut u8, _code: *const u8, instr: *const u8) -> PathEnd {
     // A frame for the signature only: `Emit` keeps the frame in the generated code.
     let mut dummy = Frame {
         base: std::ptr::null_mut(),
@@ -244,7 +251,12 @@ fn inline(m: &mut Emit, _ctx: *mut u8, _code: *const u8, instr: *const u8) {
         aux: [0],
     };
     // SAFETY: the lowering passes instructions of the toy program.
-    let _ = step(m, &mut dummy, unsafe { *(instr as *const Op) });
+    match step(m, &mut dummy, unsafe { *(instr as *const Op) }) {
+        Step::Next => PathEnd::Next,
+        Step::CondJump { taken, .. } => PathEnd::Branch { taken },
+        Step::Return(v) => PathEnd::Return(v),
+        _ => PathEnd::Slow,
+    }
 }
 
 #[test]
@@ -311,16 +323,24 @@ fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
 }
 
 #[test]
-fn straight_line_handlers_are_compiled_inline_by_running_them_with_emit() {
+fn handlers_are_compiled_into_the_method_by_running_them_with_emit() {
     let code = sum_program();
     let mut counters = [0u32; 1];
     let instrs = lower(&code, &mut counters, None, true);
-    assert!(matches!(instrs[0], Lowering::Inline { .. }));
+    assert!(matches!(instrs[0], Lowering::Specialised { .. }));
+    assert!(matches!(
+        instrs[1],
+        Lowering::Specialised {
+            flow: Flow::Branch(11),
+            ..
+        }
+    ));
     let mut backend = Tier1Backend::new().unwrap();
     let shape = shape(&instrs, false);
     let compiled = backend.compile(&shape).unwrap();
     let mut result = 0u64;
     let mut f = frame(1000);
+    // SAFETY: the compiled code reads the frame and writes `result`.
     let st = unsafe {
         compiled(
             &mut result as *mut u64 as *mut u8,
@@ -328,19 +348,5 @@ fn straight_line_handlers_are_compiled_inline_by_running_them_with_emit() {
         )
     };
     assert_eq!((st, result), (status::RETURN, 500500));
-    assert_eq!(f.sp, 2, "the inline code kept the frame's stack pointer");
-}
-
-#[test]
-#[should_panic(expected = "decides on a runtime value")]
-fn a_handler_with_a_decision_cannot_be_inlined() {
-    let code = [Op::JumpIfZero(0)];
-    let instrs = [Lowering::Inline {
-        emit: inline,
-        instr: &code[0] as *const Op as *const u8,
-        sp: 3,
-    }];
-    let mut backend = Tier1Backend::new().unwrap();
-    let shape = shape(&instrs, false);
-    let _ = backend.compile(&shape);
+    assert_eq!(counters[0], 1000);
 }

@@ -255,7 +255,7 @@ impl Vm {
                 let sym = self.symbol(n);
                 let v = match self.global(sym) {
                     Some(v) if self.is_kind(v, Kind::Class) => Some(v),
-                    _ => self.load_class(sym).map_err(|u| match u {
+                    _ => self.load_class(sym).map_err(|u| match *u {
                         Unwind::Error { message, .. } => err(message),
                         _ => err(format!("cannot load superclass {n}")),
                     })?,
@@ -418,7 +418,7 @@ impl Vm {
     /// Reports how a top-level send ended and answers the exit status.
     pub fn finish(&mut self, result: VmResult<Value>) -> i32 {
         self.flush();
-        match result {
+        match result.map_err(|u| *u) {
             Ok(_) => 0,
             Err(Unwind::Exit(code)) => code,
             Err(Unwind::Error { message, backtrace }) => {
@@ -446,9 +446,9 @@ impl Vm {
     }
 }
 
-fn syntax_unwind(e: SyntaxError) -> Unwind {
-    Unwind::Error {
+fn syntax_unwind(e: SyntaxError) -> Box<Unwind> {
+    Box::new(Unwind::Error {
         message: e.to_string(),
         backtrace: String::new(),
-    }
+    })
 }

@@ -2,9 +2,10 @@
 //!
 //! When a method's invocation counter reaches the threshold (`--jit tier1_threshold=N`),
 //! its bytecode is handed to the shallow compiler of `metajit`: every instruction is
-//! lowered as the op table says (`interpreter::ops::lowering`) — calls of the handlers'
-//! concrete entries, native branches, inline back-edge counters — and Cranelift emits
-//! the code. The activation's state stays in its frame, so the interpreter and compiled
+//! lowered as the op table says (`interpreter::ops::lowering`) — handler bodies
+//! specialised into the method with their slow paths calling the concrete entries,
+//! inline-cached sends, native branches, inline back-edge counters — and Cranelift
+//! emits the code. The activation's state stays in its frame, so the interpreter and compiled
 //! code run the same frames; `interpreter::send::activate` decides which runs.
 
 use crate::bytecode::{Code, Op, SendSite, Tier1State};
@@ -25,8 +26,12 @@ pub struct Tier1Options {
     pub threshold: u32,
     /// Inline-cached direct calls at send sites (off: every send is generic).
     pub inline_caches: bool,
-    /// Call handlers through stubs that test a dummy flag (the paper's Q3 ablation).
+    /// Call handlers through stubs that test a dummy flag (the paper's Q3 ablation);
+    /// implies calling every handler (no specialisation).
     pub stub_handlers: bool,
+    /// Compile handlers into the method by partial evaluation, their fast paths native
+    /// and their slow paths calls (off: call every handler that decides).
+    pub specialise: bool,
 }
 
 impl Default for Tier1Options {
@@ -35,6 +40,7 @@ impl Default for Tier1Options {
             threshold: 1000,
             inline_caches: true,
             stub_handlers: false,
+            specialise: true,
         }
     }
 }
@@ -62,13 +68,14 @@ impl Tier1 {
             Tier1State::Failed => return None,
             Tier1State::NotCompiled => {}
         }
+        let specialise = self.options.specialise && !self.options.stub_handlers;
         let instrs: Vec<Lowering> = (0..code.ops.len())
             .map(|pc| match code.ops[pc] {
                 Op::Send(site) if self.options.inline_caches => {
                     cached_send(vm, code, pc, &code.sites[site as usize])
-                        .unwrap_or_else(|| ops::lowering(code, pc))
+                        .unwrap_or_else(|| ops::lowering(code, pc, specialise))
                 }
-                _ => ops::lowering(code, pc),
+                _ => ops::lowering(code, pc, specialise),
             })
             .collect();
         let shape = MethodShape {
@@ -82,6 +89,7 @@ impl Tier1 {
             instrs: &instrs,
             stub_handlers: self.options.stub_handlers,
             pc_offset: std::mem::offset_of!(Frame, pc) as i32,
+            result_offset: std::mem::offset_of!(Vm, tier1_result) as i32,
         };
         match self.backend.compile(&shape) {
             Ok(f) => {
@@ -124,7 +132,7 @@ fn cached_send(vm: &Vm, code: &Code, pc: usize, site: &SendSite) -> Option<Lower
     if cases.is_empty() {
         return None;
     }
-    let Lowering::Call { entry, instr, .. } = ops::lowering(code, pc) else {
+    let Lowering::Call { entry, instr, .. } = ops::lowering(code, pc, false) else {
         unreachable!("sends are calls")
     };
     Some(Lowering::CachedSend {

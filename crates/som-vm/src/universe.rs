@@ -133,7 +133,7 @@ pub struct Vm {
     /// The result of a tier-1 activation that returned (see `interpreter::ops`).
     pub tier1_result: Value,
     /// An unwind raised inside tier-1 code, until the activation hands it on.
-    pub pending_unwind: Option<Unwind>,
+    pub pending_unwind: Option<Box<Unwind>>,
     /// State of the `atRandom` generator (xorshift64*).
     rng: u64,
     pub out: std::io::BufWriter<std::io::Stdout>,
@@ -303,7 +303,7 @@ impl Vm {
             self.options.gc.max_heap_bytes >> 20
         );
         let backtrace = self.backtrace();
-        std::process::exit(self.finish(Err(Unwind::Error { message, backtrace })));
+        std::process::exit(self.finish(Err(Box::new(Unwind::Error { message, backtrace }))));
     }
 
     pub fn alloc_slots(&mut self, kind: Kind, class: *mut Class, len: usize) -> Value {
@@ -493,11 +493,11 @@ impl Vm {
     // ---- errors and output -------------------------------------------------------------
 
     /// An error unwind carrying the current backtrace.
-    pub fn error(&self, message: impl Into<String>) -> Unwind {
-        Unwind::Error {
+    pub fn error(&self, message: impl Into<String>) -> Box<Unwind> {
+        Box::new(Unwind::Error {
             message: message.into(),
             backtrace: self.backtrace(),
-        }
+        })
     }
 
     pub fn err<T>(&self, message: impl Into<String>) -> VmResult<T> {

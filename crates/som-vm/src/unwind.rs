@@ -18,4 +18,7 @@ pub enum Unwind {
     Error { message: String, backtrace: String },
 }
 
-pub type VmResult<T> = Result<T, Unwind>;
+/// Results of everything that can unwind. The unwind is boxed so that a
+/// `VmResult<Value>` is two words, returned in registers: every send returns one, and
+/// unwinding is rare (an allocation then costs little).
+pub type VmResult<T> = Result<T, Box<Unwind>>;

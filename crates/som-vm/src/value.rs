@@ -25,7 +25,7 @@ pub const INT_MIN: i64 = -(1 << 62);
 pub const INT_MAX: i64 = (1 << 62) - 1;
 
 /// Exponent bias of the packed 9-bit exponent: packed = biased11 - EXP_OFFSET, 1..=511.
-const EXP_OFFSET: u64 = 1023 - 256;
+pub const EXP_OFFSET: u64 = 1023 - 256;
 
 impl Value {
     /// "No value" (an unbound global). Not a valid SOM value.

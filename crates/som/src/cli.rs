@@ -87,6 +87,11 @@ pub const JIT_SETTINGS: &[(&str, &str)] = &[
         "on/off: inline-cached direct calls in tier-1 code (default on)",
     ),
     (
+        "tier1_specialise",
+        "on/off: compile handlers into tier-1 code, fast paths native and slow paths \
+         calls (default on; off calls every handler that decides)",
+    ),
+    (
         "tier1_stub_handlers",
         "on/off: call handlers through stubs testing a dummy flag, as the unoptimised \
          original did (default off)",
@@ -152,6 +157,7 @@ impl Cli {
                 "tier1_threshold" => o.threshold = *v,
                 "tier1_ic" => o.inline_caches = *v != 0,
                 "tier1_stub_handlers" => o.stub_handlers = *v != 0,
+                "tier1_specialise" => o.specialise = *v != 0,
                 _ => unreachable!("settings are checked when parsed"),
             }
         }

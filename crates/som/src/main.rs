@@ -74,9 +74,11 @@ fn run(cli: cli::Cli) -> i32 {
     }
     // Load the main class first so its syntax errors are reported as such.
     let name = vm.symbol(&args[0]);
-    if let Err(Unwind::Error { message, .. }) = vm.load_class(name) {
-        eprintln!("{message}");
-        return 1;
+    if let Err(u) = vm.load_class(name) {
+        if let Unwind::Error { message, .. } = *u {
+            eprintln!("{message}");
+            return 1;
+        }
     }
     let status = vm.run_main(&args);
     if cli.jit_stats {

@@ -59,7 +59,7 @@ fn eval(vm: &mut Vm, line: &str) -> Option<i32> {
         send_values(vm, f, v, sel, &[])
     });
     vm.flush();
-    match result {
+    match result.map_err(|u| *u) {
         Ok(s) => {
             let text = vm.get_str(s).unwrap_or("?").to_string();
             let _ = writeln!(vm.out, "{text}");

@@ -128,7 +128,7 @@ fn precise_roots(vm: &Vm, visit: &mut dyn FnMut(*const Value)) {
     for v in vm.classes_being_loaded.iter().chain(&vm.compile_roots) {
         visit(v);
     }
-    if let Some(Unwind::NonLocalReturn { target, value }) = &vm.pending_unwind {
+    if let Some(Unwind::NonLocalReturn { target, value }) = vm.pending_unwind.as_deref() {
         visit(target);
         visit(value);
     }

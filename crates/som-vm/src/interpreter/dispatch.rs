@@ -76,7 +76,7 @@ pub fn after_send(
 ) -> VmResult<ExitOutcome> {
     match r {
         Ok(()) => Ok(ExitOutcome::Continue),
-        Err(Unwind::Restart) => {
+        Err(u) if matches!(*u, Unwind::Restart) => {
             restart(vm, code, f);
             Ok(ExitOutcome::Restarted)
         }
@@ -109,10 +109,10 @@ fn run_exit(vm: &mut Vm, f: &mut Frame, exit: Exit) -> VmResult<ExitOutcome> {
             }
             // SAFETY: `home` is a method context.
             if unsafe { as_ref::<Context>(home).alive } != 0 {
-                return Err(Unwind::NonLocalReturn {
+                return Err(Box::new(Unwind::NonLocalReturn {
                     target: home,
                     value,
-                });
+                }));
             }
             // The home method has returned: the sender of `value` gets `escapedBlock:`,
             // and its answer is the block's value.

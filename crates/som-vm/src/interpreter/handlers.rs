@@ -14,7 +14,7 @@ use crate::interpreter::frame::{Frame, AUX_CTX, AUX_OUTER};
 use crate::object::Kind;
 use crate::primitives::numbers;
 use crate::universe::Vm;
-use crate::value::Value;
+use crate::value::{Value, EXP_OFFSET};
 use metajit::{interpreter_definition, BinOp, Cmp, FBinOp, Machine, Step};
 
 /// What a handler hands to the language runtime.
@@ -59,21 +59,85 @@ fn has_kind<M: Machine>(m: &mut M, w: M::W, kind: Kind) -> bool {
     m.test_bits(word, 0xff, kind as u64)
 }
 
-/// The IEEE bits of an immediate double, or `None` if `w` is not one.
+/// The IEEE bits of an immediate double, or `None` if `w` is not one: the decoding of
+/// `Value::as_imm_double` in machine operations (mantissa in bits 12.., packed
+/// exponent in bits 3..12 with 0 meaning zero, sign in bit 2), branch-free, so tier 1
+/// compiles it inline.
 #[inline(always)]
 fn unbox_double<M: Machine>(m: &mut M, w: M::W) -> Option<M::W> {
     if !m.test_bits(w, 3, 2) {
         return None;
     }
-    let bits = m.bits(w);
-    let v = Value::from_bits(bits).as_imm_double();
-    Some(m.konst(v.to_bits()))
+    let (k2, k3, k12, k52, k63) = (
+        m.konst(2),
+        m.konst(3),
+        m.konst(12),
+        m.konst(52),
+        m.konst(63),
+    );
+    let (one, zero, exp_mask) = (m.konst(1), m.konst(0), m.konst(0x1ff));
+    let s = m.bin(BinOp::Shr, w, k2);
+    let s = m.bin(BinOp::And, s, one);
+    let sign = m.bin(BinOp::Shl, s, k63);
+    let pe = m.bin(BinOp::Shr, w, k3);
+    let pe = m.bin(BinOp::And, pe, exp_mask);
+    let mant = m.bin(BinOp::Shr, w, k12);
+    // The biased exponent is pe + EXP_OFFSET, except 0 for a zero (pe = 0).
+    let nonzero = m.flag(Cmp::Ne, pe, zero);
+    let keep = m.bin(BinOp::Sub, zero, nonzero);
+    let offset = m.konst(EXP_OFFSET);
+    let e = m.bin(BinOp::Add, pe, offset);
+    let e = m.bin(BinOp::And, e, keep);
+    let e = m.bin(BinOp::Shl, e, k52);
+    let r = m.bin(BinOp::Or, sign, e);
+    Some(m.bin(BinOp::Or, r, mant))
 }
 
+/// The value of the double with IEEE bits `bits`: immediate when `Value::try_imm_double`
+/// packs it (encoded here in machine operations, one range decision), else boxed by the
+/// runtime.
 #[inline(always)]
 fn box_double<M: Machine>(m: &mut M, vm: &mut Vm, bits: M::W) -> M::W {
-    let v = vm.double(f64::from_bits(m.bits(bits)));
-    m.konst(v.bits())
+    let (k2, k3, k12, k52, k63) = (
+        m.konst(2),
+        m.konst(3),
+        m.konst(12),
+        m.konst(52),
+        m.konst(63),
+    );
+    let (zero, two) = (m.konst(0), m.konst(2));
+    let e = m.bin(BinOp::Shr, bits, k52);
+    let e_mask = m.konst(0x7ff);
+    let exp = m.bin(BinOp::And, e, e_mask);
+    let mant_mask = m.konst((1 << 52) - 1);
+    let mant = m.bin(BinOp::And, bits, mant_mask);
+    let sign = m.bin(BinOp::Shr, bits, k63);
+    // ±0.0 packs with exponent 0: treat its exponent as the lowest packable one for
+    // the range check, then clear the packed exponent.
+    let abs_mask = m.konst(i64::MAX as u64);
+    let abs = m.bin(BinOp::And, bits, abs_mask);
+    let is_zero = m.flag(Cmp::Eq, abs, zero);
+    let zero_mask = m.bin(BinOp::Sub, zero, is_zero);
+    let lowest = m.konst(EXP_OFFSET + 1);
+    let z = m.bin(BinOp::And, zero_mask, lowest);
+    let exp = m.bin(BinOp::Or, exp, z);
+    let d = m.bin(BinOp::Sub, exp, lowest);
+    let top = m.konst(510);
+    if m.cmp(Cmp::Lt, d, zero) || m.cmp(Cmp::Gt, d, top) {
+        let v = vm.double(f64::from_bits(m.bits(bits)));
+        return m.konst(v.bits());
+    }
+    let one = m.konst(1);
+    let pe = m.bin(BinOp::Add, d, one);
+    let all = m.konst(u64::MAX);
+    let nonzero_mask = m.bin(BinOp::Xor, zero_mask, all);
+    let pe = m.bin(BinOp::And, pe, nonzero_mask);
+    let w = m.bin(BinOp::Shl, mant, k12);
+    let pe = m.bin(BinOp::Shl, pe, k3);
+    let w = m.bin(BinOp::Or, w, pe);
+    let s = m.bin(BinOp::Shl, sign, k2);
+    let w = m.bin(BinOp::Or, w, s);
+    m.bin(BinOp::Or, w, two)
 }
 
 #[inline(always)]
@@ -490,4 +554,66 @@ fn array_element<M: Machine>(m: &mut M, vm: &Vm, rcvr: M::W, idx: M::W) -> Optio
     let addr = m.bin(BinOp::Add, rcvr, off);
     let k = m.konst(SLOTS_ITEMS_OFFSET as u64 - 8);
     Some(m.bin(BinOp::Add, addr, k))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metajit::Concrete;
+
+    /// Doubles around every edge of the immediate encoding.
+    fn samples() -> Vec<f64> {
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            0.1,
+            3.25e10,
+            f64::MIN_POSITIVE,
+            f64::MIN_POSITIVE / 4.0, // subnormal
+            f64::MAX,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ];
+        // Both sides of the packable exponent range (biased 768..=1278).
+        for biased in [766u64, 767, 768, 769, 1277, 1278, 1279] {
+            for mant in [0u64, 1, (1 << 52) - 1] {
+                for sign in [0u64, 1] {
+                    v.push(f64::from_bits(sign << 63 | biased << 52 | mant));
+                }
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn machine_level_double_packing_agrees_with_the_value_encoding() {
+        let mut packed = 0;
+        for d in samples() {
+            if let Some(v) = Value::try_imm_double(d) {
+                assert_eq!(
+                    unbox_double(&mut Concrete, v.bits()),
+                    Some(d.to_bits()),
+                    "{d:e}"
+                );
+                packed += 1;
+            }
+        }
+        assert!(packed > 20, "the samples exercise the encoding");
+        assert_eq!(unbox_double(&mut Concrete, Value::int(3).bits()), None);
+    }
+
+    #[test]
+    fn machine_level_boxing_packs_what_fits_and_boxes_the_rest() {
+        let mut vm = Vm::new(crate::universe::Options::default()).unwrap();
+        for d in samples() {
+            let v = Value::from_bits(box_double(&mut Concrete, &mut vm, d.to_bits()));
+            match Value::try_imm_double(d) {
+                Some(imm) => assert_eq!(v, imm, "{d:e}"),
+                None => assert!(!v.is_imm_double(), "{d:e} must be boxed"),
+            }
+        }
+    }
 }

@@ -20,11 +20,13 @@ use crate::interpreter::handlers::{self as h, Exit, SomStep};
 use crate::universe::Vm;
 use crate::unwind::VmResult;
 use crate::value::Value;
-use metajit::emit::Emit;
-use metajit::shallow::{status, EntryFn, Lowering};
+use metajit::emit::{Emit, PathEnd};
+use metajit::shallow::{status, EntryFn, Flow, Lowering};
 use metajit::{Concrete, Machine, Step};
 
-/// Carries out a step taken by a concrete entry and answers tier 1's status.
+/// Carries out a step taken by a concrete entry and answers tier 1's status (inlined
+/// into each entry, so an entry whose handler only continues pays nothing for it).
+#[inline(always)]
 fn finish(vm: &mut Vm, code: &Code, f: &mut Frame, step: SomStep<Concrete>) -> u64 {
     match step {
         Step::Next => status::NEXT,
@@ -59,46 +61,64 @@ pub fn exit_status(vm: &mut Vm, r: VmResult<ExitOutcome>) -> u64 {
 }
 
 macro_rules! lower {
-    (inline, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
-        Lowering::Inline {
-            emit: inline_handler,
-            instr: $instr,
-            sp: $code.sp_before($pc),
+    (inline, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
+        specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
+    };
+    (pure, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
+        if $spec {
+            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
+        } else {
+            Lowering::Call {
+                entry: $entry as EntryFn,
+                instr: $instr,
+                may_exit: false,
+            }
         }
     };
-    (pure, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
-        Lowering::Call {
-            entry: $entry as EntryFn,
-            instr: $instr,
-            may_exit: false,
+    (exits, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
+        if $spec {
+            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
+        } else {
+            Lowering::Call {
+                entry: $entry as EntryFn,
+                instr: $instr,
+                may_exit: true,
+            }
         }
     };
-    (exits, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
-        Lowering::Call {
-            entry: $entry as EntryFn,
-            instr: $instr,
-            may_exit: true,
+    (ret, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
+        if $spec {
+            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Return)
+        } else {
+            Lowering::Return {
+                entry: $entry as EntryFn,
+                instr: $instr,
+            }
         }
     };
-    (ret, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
-        Lowering::Return {
-            entry: $entry as EntryFn,
-            instr: $instr,
+    (branch, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
+        if $spec {
+            specialised(
+                $entry as EntryFn,
+                $code,
+                $instr,
+                $pc,
+                Flow::Branch(branch_target($op)),
+            )
+        } else {
+            Lowering::Branch {
+                entry: $entry as EntryFn,
+                instr: $instr,
+                target: branch_target($op),
+            }
         }
     };
-    (branch, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
-        Lowering::Branch {
-            entry: $entry as EntryFn,
-            instr: $instr,
-            target: branch_target($op),
-        }
-    };
-    (jump, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {
+    (jump, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
         Lowering::Jump {
             target: branch_target($op),
         }
     };
-    (backedge, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident) => {{
+    (backedge, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {{
         let Op::BackJump { target, counter } = *$op else {
             unreachable!()
         };
@@ -154,21 +174,33 @@ macro_rules! ops {
             }
         )*
 
-        /// What the shallow compiler emits for instruction `pc` of `code`.
+        /// What the shallow compiler emits for instruction `pc` of `code`; with
+        /// `specialise` off, handlers that decide are called instead of compiled in.
         #[allow(unused_variables)]
-        pub fn lowering(code: &Code, pc: usize) -> Lowering {
+        pub fn lowering(code: &Code, pc: usize, specialise: bool) -> Lowering {
             let op = &code.ops[pc];
             let instr = op as *const Op as *const u8;
             match op {
-                $( $pat => lower!($kind, $entry, code, instr, op, pc), )*
+                $( $pat => lower!($kind, $entry, code, instr, op, pc, specialise), )*
             }
         }
     };
 }
 
-/// Compiles a decision-free instruction inline: runs its handler with the code-emitting
-/// machine (`metajit::emit::Emit`) at compile time.
-fn inline_handler(m: &mut Emit, ctx: *mut u8, code: *const u8, instr: *const u8) {
+/// The lowering that compiles instruction `pc` into the method (see `metajit::emit`).
+fn specialised(entry: EntryFn, code: &Code, instr: *const u8, pc: usize, flow: Flow) -> Lowering {
+    Lowering::Specialised {
+        emit: specialise_handler,
+        entry,
+        instr,
+        sp: code.sp_before(pc),
+        flow,
+    }
+}
+
+/// Emits one path of an instruction's handler: runs it with the code-emitting machine
+/// (`metajit::emit::Emit`) at compile time and says how the path ends.
+fn specialise_handler(m: &mut Emit, ctx: *mut u8, code: *const u8, instr: *const u8) -> PathEnd {
     // SAFETY: tier 1 passes the VM, the code being compiled and one of its instructions.
     let (vm, code, op) = unsafe {
         (
@@ -180,7 +212,13 @@ fn inline_handler(m: &mut Emit, ctx: *mut u8, code: *const u8, instr: *const u8)
     // The handler's frame parameter is only passed through to the machine, which keeps
     // the real frame in the generated code.
     let mut unused = Frame::detached();
-    let _ = step(m, vm, code, &mut unused, op);
+    match step(m, vm, code, &mut unused, op) {
+        Step::Next => PathEnd::Next,
+        Step::CondJump { taken, .. } => PathEnd::Branch { taken },
+        Step::Return(v) => PathEnd::Return(v),
+        // Sends, errors and non-local returns happen in the concrete entry.
+        Step::Exit(_) | Step::Jump(_) | Step::BackEdge(_) => PathEnd::Slow,
+    }
 }
 
 /// The target of a jump-like instruction.

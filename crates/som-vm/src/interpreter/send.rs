@@ -104,7 +104,7 @@ fn ensure_stack(vm: &Vm, f: &Frame, n: usize) -> VmResult<()> {
     Ok(())
 }
 
-fn stack_overflow(vm: &Vm) -> Unwind {
+fn stack_overflow(vm: &Vm) -> Box<Unwind> {
     vm.error(format!(
         "Stack overflow: more than {} nested activations",
         vm.depth
@@ -252,9 +252,11 @@ fn activate(
     if code.context.is_some() && code.block_depth == 0 {
         // SAFETY: f.ctx is this method's context.
         unsafe { as_ref::<Context>(f.ctx).alive = 0 };
-        if let Err(Unwind::NonLocalReturn { target, value }) = &r {
-            if *target == f.ctx {
-                return Ok(*value);
+        if let Err(u) = &r {
+            if let Unwind::NonLocalReturn { target, value } = **u {
+                if target == f.ctx {
+                    return Ok(value);
+                }
             }
         }
     }

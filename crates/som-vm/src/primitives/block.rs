@@ -13,7 +13,7 @@ fn value(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 /// `restart`: the activation that sent it starts over (see `dispatch`).
 fn restart(_vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Value> {
-    Err(Unwind::Restart)
+    Err(Box::new(Unwind::Restart))
 }
 
 pub const PRIMITIVES: &[PrimEntry] = &[

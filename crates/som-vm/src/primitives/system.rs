@@ -52,7 +52,7 @@ fn load_file(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 fn exit(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, code] = args(f, argc);
     match code.get_int() {
-        Some(c) => Err(Unwind::Exit(c as i32)),
+        Some(c) => Err(Box::new(Unwind::Exit(c as i32))),
         None => vm.err("exit: expects an Integer status"),
     }
 }
