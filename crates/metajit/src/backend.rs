@@ -559,7 +559,7 @@ mod tests {
         };
         let mut backend = Tier1Backend::new().unwrap();
         let f = backend.compile(&shape).unwrap();
-        let mut run = |a: u64, b: u64| {
+        let run = |a: u64, b: u64| {
             let mut stack = [a, b, 0];
             let mut frame = ToyFrame {
                 base: stack.as_mut_ptr(),

@@ -77,9 +77,10 @@ enum Cmd {
 struct ExperimentConfig {
     /// `warmup`: the first iteration of the synthesized programs in every mode (the
     /// paper's Q1). `peak`: the steady state of the synthesized programs and the suite
-    /// in every mode (Q2). `ablation`: tier 1 with all optimisations, without inline
-    /// caches, and without inline caches and with stub handlers, normalised to the
-    /// interpreter (Q3, Figure 13). `peers`: our interpreter against SOM++ and som-rs
+    /// in every mode (Q2). `ablation`: tier 1 with all optimisations, without handler
+    /// specialisation (ours, beyond the paper), without inline caches, and without
+    /// inline caches and with stub handlers, normalised to the interpreter (Q3,
+    /// Figure 13). `peers`: our interpreter against SOM++ and som-rs
     /// (give --sompp and/or --somrs, and --smalltalk).
     name: String,
     /// In-process iterations (default: 1 for warmup, 20 for the others).
@@ -164,6 +165,10 @@ fn experiment(c: &ExperimentConfig) -> Result<Experiment, String> {
                 our_vm(
                     "threaded",
                     &format!("--mode threaded --jit tier1_threshold={t}"),
+                ),
+                our_vm(
+                    "threaded-no-specialise",
+                    &format!("--mode threaded --jit tier1_threshold={t},tier1_specialise=off"),
                 ),
                 our_vm(
                     "threaded-no-ic",
