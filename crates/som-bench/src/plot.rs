@@ -33,6 +33,18 @@ pub fn save(stem: &Path, fig: &impl Figure) -> Result<(), String> {
     root.present().map_err(|e| e.to_string())
 }
 
+/// The legend every figure draws, top right.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn register_font() -> Result<(), String> {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let ok = REGISTERED.get_or_init(|| {
@@ -153,13 +165,7 @@ fn ratio_bars<DB: DrawingBackend>(
             BLACK.mix(0.5),
         )))
         .map_err(|e| e.to_string())?;
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    legend(&mut chart)
 }
 
 /// Warm-up curves of one benchmark: iteration number against time, one line per VM.
@@ -224,13 +230,7 @@ fn warmup_curves<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 15, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| e.to_string())?;
-    Ok(())
+    legend(&mut chart)
 }
 
 /// A synthesized program's method invocations: count against rank on log-log axes, with
@@ -288,12 +288,6 @@ impl Figure for RankCounts<'_> {
             .legend(|(x, y)| {
                 PathElement::new(vec![(x, y), (x + 15, y)], COLORS[0].stroke_width(2))
             });
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(|e| e.to_string())?;
-        Ok(())
+        legend(&mut chart)
     }
 }

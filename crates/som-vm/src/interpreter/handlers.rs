@@ -68,27 +68,19 @@ fn unbox_double<M: Machine>(m: &mut M, w: M::W) -> Option<M::W> {
     if !m.test_bits(w, 3, 2) {
         return None;
     }
-    let (k2, k3, k12, k52, k63) = (
-        m.konst(2),
-        m.konst(3),
-        m.konst(12),
-        m.konst(52),
-        m.konst(63),
-    );
-    let (one, zero, exp_mask) = (m.konst(1), m.konst(0), m.konst(0x1ff));
-    let s = m.bin(BinOp::Shr, w, k2);
-    let s = m.bin(BinOp::And, s, one);
-    let sign = m.bin(BinOp::Shl, s, k63);
-    let pe = m.bin(BinOp::Shr, w, k3);
-    let pe = m.bin(BinOp::And, pe, exp_mask);
-    let mant = m.bin(BinOp::Shr, w, k12);
+    let s = bin_k(m, BinOp::Shr, w, 2);
+    let s = bin_k(m, BinOp::And, s, 1);
+    let sign = bin_k(m, BinOp::Shl, s, 63);
+    let pe = bin_k(m, BinOp::Shr, w, 3);
+    let pe = bin_k(m, BinOp::And, pe, 0x1ff);
+    let mant = bin_k(m, BinOp::Shr, w, 12);
     // The biased exponent is pe + EXP_OFFSET, except 0 for a zero (pe = 0).
+    let zero = m.konst(0);
     let nonzero = m.flag(Cmp::Ne, pe, zero);
     let keep = m.bin(BinOp::Sub, zero, nonzero);
-    let offset = m.konst(EXP_OFFSET);
-    let e = m.bin(BinOp::Add, pe, offset);
+    let e = bin_k(m, BinOp::Add, pe, EXP_OFFSET);
     let e = m.bin(BinOp::And, e, keep);
-    let e = m.bin(BinOp::Shl, e, k52);
+    let e = bin_k(m, BinOp::Shl, e, 52);
     let r = m.bin(BinOp::Or, sign, e);
     Some(m.bin(BinOp::Or, r, mant))
 }
@@ -98,46 +90,40 @@ fn unbox_double<M: Machine>(m: &mut M, w: M::W) -> Option<M::W> {
 /// runtime.
 #[inline(always)]
 fn box_double<M: Machine>(m: &mut M, vm: &mut Vm, bits: M::W) -> M::W {
-    let (k2, k3, k12, k52, k63) = (
-        m.konst(2),
-        m.konst(3),
-        m.konst(12),
-        m.konst(52),
-        m.konst(63),
-    );
-    let (zero, two) = (m.konst(0), m.konst(2));
-    let e = m.bin(BinOp::Shr, bits, k52);
-    let e_mask = m.konst(0x7ff);
-    let exp = m.bin(BinOp::And, e, e_mask);
-    let mant_mask = m.konst((1 << 52) - 1);
-    let mant = m.bin(BinOp::And, bits, mant_mask);
-    let sign = m.bin(BinOp::Shr, bits, k63);
+    let e = bin_k(m, BinOp::Shr, bits, 52);
+    let exp = bin_k(m, BinOp::And, e, 0x7ff);
+    let mant = bin_k(m, BinOp::And, bits, (1 << 52) - 1);
+    let sign = bin_k(m, BinOp::Shr, bits, 63);
     // ±0.0 packs with exponent 0: treat its exponent as the lowest packable one for
     // the range check, then clear the packed exponent.
-    let abs_mask = m.konst(i64::MAX as u64);
-    let abs = m.bin(BinOp::And, bits, abs_mask);
+    let zero = m.konst(0);
+    let abs = bin_k(m, BinOp::And, bits, i64::MAX as u64);
     let is_zero = m.flag(Cmp::Eq, abs, zero);
     let zero_mask = m.bin(BinOp::Sub, zero, is_zero);
-    let lowest = m.konst(EXP_OFFSET + 1);
-    let z = m.bin(BinOp::And, zero_mask, lowest);
+    let z = bin_k(m, BinOp::And, zero_mask, EXP_OFFSET + 1);
     let exp = m.bin(BinOp::Or, exp, z);
-    let d = m.bin(BinOp::Sub, exp, lowest);
+    let d = bin_k(m, BinOp::Sub, exp, EXP_OFFSET + 1);
     let top = m.konst(510);
     if m.cmp(Cmp::Lt, d, zero) || m.cmp(Cmp::Gt, d, top) {
         let v = vm.double(f64::from_bits(m.bits(bits)));
         return m.konst(v.bits());
     }
-    let one = m.konst(1);
-    let pe = m.bin(BinOp::Add, d, one);
-    let all = m.konst(u64::MAX);
-    let nonzero_mask = m.bin(BinOp::Xor, zero_mask, all);
+    let pe = bin_k(m, BinOp::Add, d, 1);
+    let nonzero_mask = bin_k(m, BinOp::Xor, zero_mask, u64::MAX);
     let pe = m.bin(BinOp::And, pe, nonzero_mask);
-    let w = m.bin(BinOp::Shl, mant, k12);
-    let pe = m.bin(BinOp::Shl, pe, k3);
+    let w = bin_k(m, BinOp::Shl, mant, 12);
+    let pe = bin_k(m, BinOp::Shl, pe, 3);
     let w = m.bin(BinOp::Or, w, pe);
-    let s = m.bin(BinOp::Shl, sign, k2);
+    let s = bin_k(m, BinOp::Shl, sign, 2);
     let w = m.bin(BinOp::Or, w, s);
-    m.bin(BinOp::Or, w, two)
+    bin_k(m, BinOp::Or, w, 2)
+}
+
+/// `op` applied to `a` and the constant `k`.
+#[inline(always)]
+fn bin_k<M: Machine>(m: &mut M, op: BinOp, a: M::W, k: u64) -> M::W {
+    let k = m.konst(k);
+    m.bin(op, a, k)
 }
 
 #[inline(always)]
@@ -332,8 +318,7 @@ interpreter_definition! {
         arith!(m, vm, f, site, |m: &mut M, a, b| {
             // (2x+1) + (2y+1) - 1 = 2(x+y)+1; the machine add overflows exactly when
             // the 63-bit sum does.
-            let one = m.konst(1);
-            let b1 = m.bin(BinOp::Sub, b, one);
+            let b1 = bin_k(m, BinOp::Sub, b, 1);
             m.add_ovf(a, b1)
         }, FBinOp::Add)
     }
@@ -342,8 +327,7 @@ interpreter_definition! {
     /// `-`
     pub fn sub<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, site: u16) -> SomStep<M> {
         arith!(m, vm, f, site, |m: &mut M, a, b| {
-            let one = m.konst(1);
-            let b1 = m.bin(BinOp::Sub, b, one);
+            let b1 = bin_k(m, BinOp::Sub, b, 1);
             m.sub_ovf(a, b1)
         }, FBinOp::Sub)
     }
@@ -549,11 +533,9 @@ fn array_element<M: Machine>(m: &mut M, vm: &Vm, rcvr: M::W, idx: M::W) -> Optio
         return None;
     }
     // element i (1-based) is at items + 8*(i-1) = rcvr + 16 + 8*i.
-    let three = m.konst(3);
-    let off = m.bin(BinOp::Shl, i, three);
+    let off = bin_k(m, BinOp::Shl, i, 3);
     let addr = m.bin(BinOp::Add, rcvr, off);
-    let k = m.konst(SLOTS_ITEMS_OFFSET as u64 - 8);
-    Some(m.bin(BinOp::Add, addr, k))
+    Some(bin_k(m, BinOp::Add, addr, SLOTS_ITEMS_OFFSET as u64 - 8))
 }
 
 #[cfg(test)]

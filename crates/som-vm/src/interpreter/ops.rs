@@ -62,56 +62,27 @@ pub fn exit_status(vm: &mut Vm, r: VmResult<ExitOutcome>) -> u64 {
 
 macro_rules! lower {
     (inline, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
-        specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
+        handler_lowering($entry, $code, $instr, $pc, true, Flow::Next, false)
     };
     (pure, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
-        if $spec {
-            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
-        } else {
-            Lowering::Call {
-                entry: $entry as EntryFn,
-                instr: $instr,
-                may_exit: false,
-            }
-        }
+        handler_lowering($entry, $code, $instr, $pc, $spec, Flow::Next, false)
     };
     (exits, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
-        if $spec {
-            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Next)
-        } else {
-            Lowering::Call {
-                entry: $entry as EntryFn,
-                instr: $instr,
-                may_exit: true,
-            }
-        }
+        handler_lowering($entry, $code, $instr, $pc, $spec, Flow::Next, true)
     };
     (ret, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
-        if $spec {
-            specialised($entry as EntryFn, $code, $instr, $pc, Flow::Return)
-        } else {
-            Lowering::Return {
-                entry: $entry as EntryFn,
-                instr: $instr,
-            }
-        }
+        handler_lowering($entry, $code, $instr, $pc, $spec, Flow::Return, true)
     };
     (branch, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
-        if $spec {
-            specialised(
-                $entry as EntryFn,
-                $code,
-                $instr,
-                $pc,
-                Flow::Branch(branch_target($op)),
-            )
-        } else {
-            Lowering::Branch {
-                entry: $entry as EntryFn,
-                instr: $instr,
-                target: branch_target($op),
-            }
-        }
+        handler_lowering(
+            $entry,
+            $code,
+            $instr,
+            $pc,
+            $spec,
+            Flow::Branch(branch_target($op)),
+            true,
+        )
     };
     (jump, $entry:ident, $code:ident, $instr:ident, $op:ident, $pc:ident, $spec:ident) => {
         Lowering::Jump {
@@ -187,14 +158,39 @@ macro_rules! ops {
     };
 }
 
-/// The lowering that compiles instruction `pc` into the method (see `metajit::emit`).
-fn specialised(entry: EntryFn, code: &Code, instr: *const u8, pc: usize, flow: Flow) -> Lowering {
-    Lowering::Specialised {
-        emit: specialise_handler,
-        entry,
-        instr,
-        sp: code.sp_before(pc),
-        flow,
+/// How a handler's instruction is lowered: compiled into the method (see
+/// `metajit::emit`) when `specialise`, else a call of its entry that continues as `flow`
+/// says (`may_exit`: a status other than "next" can leave the straight line).
+fn handler_lowering(
+    entry: EntryFn,
+    code: &Code,
+    instr: *const u8,
+    pc: usize,
+    specialise: bool,
+    flow: Flow,
+    may_exit: bool,
+) -> Lowering {
+    if specialise {
+        return Lowering::Specialised {
+            emit: specialise_handler,
+            entry,
+            instr,
+            sp: code.sp_before(pc),
+            flow,
+        };
+    }
+    match flow {
+        Flow::Next => Lowering::Call {
+            entry,
+            instr,
+            may_exit,
+        },
+        Flow::Branch(target) => Lowering::Branch {
+            entry,
+            instr,
+            target,
+        },
+        Flow::Return => Lowering::Return { entry, instr },
     }
 }
 
