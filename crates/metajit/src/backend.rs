@@ -88,6 +88,17 @@ impl Tier1Backend {
 
     /// Compiles one method. The code lives as long as the backend.
     pub fn compile(&mut self, shape: &MethodShape) -> Result<CompiledFn, String> {
+        let result = self.build(shape);
+        if result.is_err() {
+            // A compilation that failed half-way leaves its function and its builder's
+            // state behind; the next one must start clean.
+            self.module.clear_context(&mut self.ctx);
+            self.builder_ctx = FunctionBuilderContext::new();
+        }
+        result
+    }
+
+    fn build(&mut self, shape: &MethodShape) -> Result<CompiledFn, String> {
         let start = Instant::now();
         let order = shape.reachable();
         let mut sig = self.module.make_signature();
@@ -465,7 +476,7 @@ fn is_status(b: &mut FunctionBuilder, st: Value, status: u64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emit::{Emit, FrameLayout};
+    use crate::emit::Emit;
     use crate::machine::{Machine, StackFrame};
     use crate::shallow::Flow;
 
@@ -543,20 +554,7 @@ mod tests {
                 instr: std::ptr::null(),
             },
         ];
-        let mut result = 0u64;
-        let shape = MethodShape {
-            ctx: &mut result as *mut u64 as *mut u8,
-            layout: FrameLayout {
-                base_offset: 0,
-                sp_offset: 8,
-                aux_offset: 16,
-            },
-            code: std::ptr::null(),
-            instrs: &instrs,
-            stub_handlers: false,
-            pc_offset: 32,
-            result_offset: 0,
-        };
+        let shape = MethodShape::for_test(&instrs);
         let mut backend = Tier1Backend::new().unwrap();
         let f = backend.compile(&shape).unwrap();
         let run = |a: u64, b: u64| {
@@ -582,5 +580,61 @@ mod tests {
         assert_eq!(run(2, 5), 99, "first tag test fails");
         assert_eq!(run(3, 4), 99, "second tag test fails");
         assert_eq!(run(i64::MAX as u64, 1), 99, "overflow");
+    }
+
+    /// Stores the top word into slot 0, then leaves for the slow path: wrong, since the
+    /// entry would then redo the instruction on a changed frame.
+    fn store_then_slow(m: &mut Emit, _: *mut u8, _: *const u8, _: *const u8) -> PathEnd {
+        let f = &mut NoFrame;
+        let v = m.peek(f, 0);
+        m.set_slot(f, 0, v);
+        if m.test_bits(v, 1, 1) {
+            return PathEnd::Next;
+        }
+        PathEnd::Slow
+    }
+
+    #[test]
+    fn a_handler_that_stores_before_its_slow_path_does_not_compile() {
+        let instrs = [
+            Lowering::Specialised {
+                emit: store_then_slow,
+                entry: slow,
+                instr: std::ptr::null(),
+                sp: 2,
+                flow: Flow::Next,
+            },
+            Lowering::Return {
+                entry: ret,
+                instr: std::ptr::null(),
+            },
+        ];
+        let mut backend = Tier1Backend::new().unwrap();
+        let err = backend
+            .compile(&MethodShape::for_test(&instrs))
+            .unwrap_err();
+        assert!(err.contains("stored to memory before"), "{err}");
+        // The backend compiles the next method from a clean slate.
+        let good = [Lowering::Return {
+            entry: ret,
+            instr: std::ptr::null(),
+        }];
+        let f = backend.compile(&MethodShape::for_test(&good)).unwrap();
+        let mut stack = [7u64, 0];
+        let mut frame = ToyFrame {
+            base: stack.as_mut_ptr(),
+            sp: 1,
+            aux: [0; 2],
+            pc: 0,
+        };
+        let mut out = 0u64;
+        // SAFETY: as in the test above.
+        let st = unsafe {
+            f(
+                &mut out as *mut u64 as *mut u8,
+                &mut frame as *mut ToyFrame as *mut u8,
+            )
+        };
+        assert_eq!((st, out), (status::RETURN, 7));
     }
 }

@@ -214,6 +214,28 @@ impl MethodShape<'_> {
     }
 }
 
+#[cfg(test)]
+impl<'a> MethodShape<'a> {
+    /// A shape over `instrs` for the crate's tests: no context or code; frames hold
+    /// slot 0's address, the stack pointer, two auxiliary words and the 32-bit pc (at
+    /// 32); a returning activation leaves its result in the context's first word.
+    pub(crate) fn for_test(instrs: &'a [Lowering]) -> MethodShape<'a> {
+        MethodShape {
+            ctx: std::ptr::null_mut(),
+            layout: crate::emit::FrameLayout {
+                base_offset: 0,
+                sp_offset: 8,
+                aux_offset: 16,
+            },
+            code: std::ptr::null(),
+            instrs,
+            stub_handlers: false,
+            pc_offset: 32,
+            result_offset: 0,
+        }
+    }
+}
+
 /// The dummy flag of the stub handlers; never set while code runs (it stands for the
 /// "are we tracing?" flag the original's stubs test).
 pub static STUB_DUMMY_FLAG: std::sync::atomic::AtomicBool =
@@ -274,19 +296,7 @@ mod tests {
             call(),
             ret,
         ];
-        let shape = MethodShape {
-            ctx: std::ptr::null_mut(),
-            layout: crate::emit::FrameLayout {
-                base_offset: 0,
-                sp_offset: 8,
-                aux_offset: 16,
-            },
-            code: std::ptr::null(),
-            instrs: &instrs,
-            stub_handlers: false,
-            pc_offset: 0,
-            result_offset: 0,
-        };
+        let shape = MethodShape::for_test(&instrs);
         assert_eq!(shape.reachable(), vec![0, 1, 2, 4]);
     }
 }

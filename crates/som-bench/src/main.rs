@@ -119,6 +119,7 @@ const SYNTHESIZED: usize = 21;
 const ABLATION_THRESHOLD: u32 = 23;
 
 /// A named experiment: its VMs, benchmarks, iterations and invocations.
+#[derive(Debug)]
 struct Experiment {
     vms: Vec<String>,
     benchmarks: Vec<String>,
@@ -434,4 +435,58 @@ fn rebuild_report(dir: &Path) -> Result<(), String> {
     }
     let baseline = vms.first().cloned().ok_or("no runs")?;
     write_report(dir, &runs, &vms, &baseline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment_of(args: &[&str]) -> Result<Experiment, String> {
+        let mut argv = vec!["som-bench", "experiment"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Cmd::Experiment(c) => experiment(&c),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn experiments_name_their_vms_and_benchmarks() {
+        let w = experiment_of(&["warmup"]).unwrap();
+        assert_eq!(w.benchmarks.len(), SYNTHESIZED);
+        assert_eq!((w.iterations, w.invocations), (1, 5));
+        let a = experiment_of(&["ablation", "--iterations", "7"]).unwrap();
+        let names: Vec<&str> = a.vms.iter().map(|v| v.split('=').next().unwrap()).collect();
+        assert_eq!(
+            names,
+            [
+                "interp",
+                "threaded",
+                "threaded-no-specialise",
+                "threaded-no-ic",
+                "threaded-no-ic-stubs"
+            ]
+        );
+        assert_eq!(a.iterations, 7);
+        let p = experiment_of(&["peers", "--smalltalk", "/s", "--sompp", "/bin/sompp"]).unwrap();
+        assert_eq!(p.vms.len(), 2);
+        assert!(
+            p.vms[1].starts_with("SOM++=/bin/sompp -cp /s:{dir} "),
+            "{:?}",
+            p.vms
+        );
+    }
+
+    #[test]
+    fn experiments_explain_what_they_miss() {
+        assert!(experiment_of(&["peers"])
+            .unwrap_err()
+            .contains("--smalltalk"));
+        assert!(experiment_of(&["peers", "--smalltalk", "/s"])
+            .unwrap_err()
+            .contains("--sompp"));
+        assert!(experiment_of(&["speedy"])
+            .unwrap_err()
+            .contains("unknown experiment"));
+    }
 }

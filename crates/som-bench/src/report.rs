@@ -323,4 +323,51 @@ mod tests {
         assert!(md.contains("| threaded | 2.449 |"), "{md}");
         assert!(md.contains("| 2.0 | – |"), "{md}");
     }
+
+    #[test]
+    fn the_first_iteration_table_compares_warm_up() {
+        let runs = vec![
+            run("interp", "Sieve", &[400, 100]),
+            run("interp", "Sieve", &[600, 100]),
+            run("threaded", "Sieve", &[250, 50]),
+            run("threaded", "Sieve", &[250, 50]),
+        ];
+        let vms = vec!["interp".to_string(), "threaded".to_string()];
+        let md = markdown(&runs, &vms, "interp", "Test");
+        // Medians 500 and 250, means alike, sd 141 and 0; ratio 2.
+        assert!(md.contains("## First iteration"), "{md}");
+        assert!(
+            md.contains("| Sieve | 500 | 500 | 141 | 1.00 | 250 | 250 | 0 | 2.00 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| geomean | | | | 1.000 | | | | 2.000 |"),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn plots_are_written_as_svg_and_png() {
+        let dir = std::env::temp_dir().join(format!("som-bench-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runs = vec![
+            run("interp", "Sieve", &[100, 100]),
+            run("threaded", "Sieve", &[50, 50]),
+        ];
+        let vms = vec!["interp".to_string(), "threaded".to_string()];
+        let md = plots(&dir, &runs, &vms, "interp").unwrap();
+        assert!(md.contains("![ratios](ratios.svg)"), "{md}");
+        for file in [
+            "ratios.svg",
+            "ratios.png",
+            "warmup-Sieve.svg",
+            "warmup-Sieve.png",
+        ] {
+            let bytes = std::fs::read(dir.join(file)).unwrap();
+            assert!(bytes.len() > 1000, "{file} is {} bytes", bytes.len());
+        }
+        let png = std::fs::read(dir.join("ratios.png")).unwrap();
+        assert_eq!(&png[..4], b"\x89PNG");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

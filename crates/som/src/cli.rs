@@ -285,6 +285,9 @@ mod tests {
         ]);
         assert!(!c.tier1_options().inline_caches);
         assert!(c.tier1_options().stub_handlers);
+        assert!(parse_vec(&["som", "Main"]).tier1_options().specialise);
+        let c = parse_vec(&["som", "--jit", "tier1_specialise=off", "Main"]);
+        assert!(!c.tier1_options().specialise);
         assert!(Cli::try_parse_from(["som", "--jit", "warp=1", "Main"]).is_err());
         assert!(Cli::try_parse_from(["som", "--jit", "tier1_threshold=x", "Main"]).is_err());
     }

@@ -461,3 +461,15 @@ fn profile_calls_counts_every_method_and_block_in_every_mode() {
         let _ = std::fs::remove_file(&file);
     }
 }
+
+#[test]
+fn an_unwritable_call_profile_is_an_error_not_a_panic() {
+    let out = run_class(
+        "ProfNowhere",
+        "ProfNowhere = ( run = ( 1 println ) )",
+        &["--profile-calls", "/nonexistent-dir/profile.tsv"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.contains("cannot write the call profile"), "{err}");
+}

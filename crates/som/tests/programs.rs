@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The execution modes every program runs in (command-line arguments): the
-/// interpreter; threaded code for everything (threshold 1), also without inline caches
-/// and with stub handlers (the ablations); threaded code at the default threshold
+/// interpreter; threaded code for everything (threshold 1), also without inline caches,
+/// without specialised handlers and with stub handlers (the ablations); threaded code at the default threshold
 /// (methods change tiers while the program runs); and both tiers under GC stress.
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
@@ -18,6 +18,12 @@ const MODES: &[&[&str]] = &[
         "threaded",
         "--jit",
         "tier1_threshold=1,tier1_ic=off",
+    ],
+    &[
+        "--mode",
+        "threaded",
+        "--jit",
+        "tier1_threshold=1,tier1_specialise=off",
     ],
     &[
         "--mode",
