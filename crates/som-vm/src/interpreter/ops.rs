@@ -2,16 +2,16 @@
 //! Each handler call is written once, here; the `ops!` macro turns the table into
 //!
 //! * [`step`], generic over the machine, which the interpreter loop calls;
-//! * one `extern "C"` concrete entry per bytecode (the glue tier-1 code calls), which runs
-//!   the handler with the `Concrete` machine and carries out its step;
+//! * one `extern "C"` concrete entry per bytecode (what tier-1 slow paths and calls
+//!   run), which runs the handler with the `Concrete` machine and carries out its step;
 //! * [`lowering`], which tells the shallow compiler what to emit for an instruction.
 //!
-//! The lowering column refines the handler annotations of `handlers`: `threaded`
-//! handlers that make no decision on runtime values are `inline` (tier 1 runs their
-//! bodies with the code-emitting machine and so compiles them into the method); other
-//! `threaded` and `residual` handlers are calls (`pure` when they can only continue,
-//! `exits` when they may send or fail); `control` handlers are `branch`, `jump`,
-//! `backedge` or `ret`.
+//! The lowering column says how each handler continues: `inline` (decision-free,
+//! always compiled into the method), `pure` (only continues), `exits` (may send or
+//! fail), `branch`, `ret`, and `jump`/`backedge` (native, no handler). Tier 1 compiles
+//! `pure`, `exits`, `branch` and `ret` handlers into the method too (running them with
+//! the code-emitting machine, slow paths calling the entry), unless specialisation is
+//! off; then it calls their entries.
 
 use crate::bytecode::{Code, Op};
 use crate::interpreter::dispatch::{perform_exit, ExitOutcome};
