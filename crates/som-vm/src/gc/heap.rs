@@ -6,7 +6,7 @@
 //! its next allocation, which is the only point where a collection can happen.
 
 use super::threads::{self, MutatorRecord};
-use super::{instance, mmtk, start_collector, GcOptions};
+use super::{instance, mmtk, residency, start_collector, GcOptions};
 use crate::object::{Class, Header, Kind};
 use crate::universe::Vm;
 use mmtk::util::ObjectReference;
@@ -25,6 +25,8 @@ pub struct Heap {
     stress_every: u64,
     until_stress: u64,
     next_hash: u32,
+    /// The Immix chunk of the last small allocation (see `residency`).
+    last_chunk: usize,
     pub stats: AllocationStats,
 }
 
@@ -43,6 +45,7 @@ impl Heap {
             stress_every: options.stress_every,
             until_stress: options.stress_every,
             next_hash: 0x2545_f491,
+            last_chunk: 0,
             stats: AllocationStats::default(),
         }
     }
@@ -78,6 +81,13 @@ impl Heap {
         let mutator = unsafe { &mut *(*self.record).mutator };
         let addr = memory_manager::alloc(mutator, bytes, 8, 0, semantics);
         let object = ObjectReference::from_raw_address(addr)?;
+        if semantics == AllocationSemantics::Default {
+            let chunk = residency::chunk_of(addr.as_usize());
+            if chunk != self.last_chunk {
+                self.last_chunk = chunk;
+                residency::note_chunk(chunk);
+            }
+        }
         memory_manager::post_alloc(mutator, object, bytes, semantics);
         self.stats.bytes_allocated += bytes as u64;
         let hdr = addr.to_mut_ptr::<Header>();

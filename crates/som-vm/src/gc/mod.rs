@@ -18,11 +18,13 @@
 
 mod binding;
 mod heap;
+mod residency;
 mod roots;
 mod threads;
 mod trigger;
 
 pub use heap::Heap;
+pub use residency::{released_blocks, resident_bytes};
 
 use binding::Som;
 use mmtk::util::options::{GCTriggerSelector, PlanSelector};
@@ -106,7 +108,7 @@ static HEAP_HI: AtomicUsize = AtomicUsize::new(0);
 fn instance(options: &GcOptions) -> &'static MMTK<Som> {
     INSTANCE.get_or_init(|| {
         let mut builder = MMTKBuilder::new_no_env_vars();
-        builder.options.plan.set(PlanSelector::MarkSweep);
+        builder.options.plan.set(PlanSelector::Immix);
         HEAP_BOUNDS.get_or_init(|| (options.min_heap_bytes, options.max_heap_bytes));
         builder.options.gc_trigger.set(GCTriggerSelector::Delegated);
         builder.options.threads.set(options.threads.max(1));

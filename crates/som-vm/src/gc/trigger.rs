@@ -63,8 +63,9 @@ impl GCTriggerPolicy<Som> for LiveRatioTrigger {
     fn on_gc_end(&self, mmtk: &'static MMTK<Som>) {
         let live = mmtk.get_plan().get_reserved_pages();
         let pending = self.pending_pages.swap(0, Ordering::Relaxed);
-        self.limit_pages
-            .store(self.limit_for(live, pending), Ordering::Relaxed);
+        let limit = self.limit_for(live, pending);
+        self.limit_pages.store(limit, Ordering::Relaxed);
+        super::residency::trim(limit * BYTES_IN_PAGE);
     }
 
     fn is_gc_required(

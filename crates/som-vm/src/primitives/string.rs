@@ -85,11 +85,20 @@ fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     };
     let start = from.max(1) as usize - 1;
     let end = to.max(0) as usize;
-    let sub: String = if end > start {
-        s.chars().skip(start).take(end - start).collect()
-    } else {
-        String::new()
-    };
+    if end <= start {
+        return Ok(vm.alloc_string(""));
+    }
+    // SAFETY: `expect_text` checked that `a` is a String or Symbol.
+    let char_len = unsafe { crate::object::as_ref::<crate::object::Str>(a).char_len };
+    if char_len == s.len() {
+        // One byte per character: index bytes directly (parsers call this once per
+        // token, so walking the characters from the start made them quadratic).
+        let sub = &s[start.min(s.len())..end.min(s.len())];
+        // `sub` borrows the heap string, and allocation may collect; objects never
+        // move, and `a` is on the frame, so it stays alive and in place.
+        return Ok(vm.alloc_string(sub));
+    }
+    let sub: String = s.chars().skip(start).take(end - start).collect();
     Ok(vm.alloc_string(&sub))
 }
 
