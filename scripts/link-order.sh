@@ -10,14 +10,15 @@
 # executed: interpreter-mode functions first, hottest first, then those only tier 1
 # runs. Functions not listed keep the compiler's order after these.
 #
-# Symbol names embed hashes that change with the toolchain and dependency versions:
-# rerun after `cargo update` or a toolchain change (stale names are ignored, the
-# layout just gets worse). Needs valgrind. Takes about 10 minutes.
+# Rust names are stored without their hash where that is unambiguous (the hash
+# changes with nearly every build), and build.rs matches them as section-name
+# prefixes; generic instances that share a name keep the hash and go stale sooner. Rerun after large code changes or
+# dependency updates (names that no longer exist are ignored; the layout just gets
+# worse). Needs valgrind. Takes about 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release -p som
-SOM=$(cargo metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')/x86_64-unknown-linux-gnu/release/som
-[ -x "$SOM" ] || SOM=target/release/som
+SOM=target/x86_64-unknown-linux-gnu/release/som   # .cargo/config.toml names the target
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 D=benchmarks
 profile() { # mode out args...
@@ -42,5 +43,15 @@ rank() {
 }
 rank interp > "$TMP/interp.txt"
 rank threaded | grep -vxF -f "$TMP/interp.txt" > "$TMP/threaded.txt" || true
-cat "$TMP/interp.txt" "$TMP/threaded.txt" > crates/som/link-order.txt
+# Rust functions, then C library functions (plain names), each once; callgrind's
+# pseudo-entries (addresses, "(below main)") dropped.
+# A Rust name is kept without its hash when no other function in the binary has the
+# same unhashed name (generic instances often do: those keep the hash).
+nm "$SOM" | awk '{print $NF}' | grep '^_ZN' | sed -E 's/17h[0-9a-f]{16}E$//' | sort | uniq -d > "$TMP/shared.txt"
+cat "$TMP/interp.txt" "$TMP/threaded.txt" | grep '^_ZN' |
+  awk -v shared="$TMP/shared.txt" 'BEGIN {while ((getline n < shared) > 0) s[n] = 1}
+    {k = $0; sub(/17h[0-9a-f]+E$/, "", k); out = (k in s) ? $0 : k; if (!seen[out]++) print out}' \
+  > crates/som/link-order.txt
+cat "$TMP/interp.txt" "$TMP/threaded.txt" | grep -v '^_ZN' | grep -E '^[A-Za-z_][A-Za-z0-9_.]*$' |
+  awk '!seen[$0]++' >> crates/som/link-order.txt
 echo "$(wc -l < "$TMP/interp.txt") interpreter and $(wc -l < "$TMP/threaded.txt") tier-1 functions in crates/som/link-order.txt" >&2

@@ -12,13 +12,13 @@ run() { # name vm cmd...
 }
 for b in "Storage 20" "Json 1" "DeltaBlue 1000" "Richards 1" "CD 100"; do
   set -- $b
-  run $1 som2-interp target/release/som --mode interp -cp $D $D/BenchmarkHarness.som $1 3 $2
-  run $1 som2-threaded target/release/som --mode threaded -cp $D $D/BenchmarkHarness.som $1 3 $2
+  run $1 som2-interp target/x86_64-unknown-linux-gnu/release/som --mode interp -cp $D $D/BenchmarkHarness.som $1 3 $2
+  run $1 som2-threaded target/x86_64-unknown-linux-gnu/release/som --mode threaded -cp $D $D/BenchmarkHarness.som $1 3 $2
   run $1 SOM++ $P -cp $SOM/Smalltalk:$D $D/BenchmarkHarness.som $1 3 $2
   run $1 som-rs $R -c $SOM/Smalltalk $D -- BenchmarkHarness $1 3 $2
 done
-run GCBench som2-interp target/release/som --mode interp -cp $E/GCBenchmark $E/GCBenchmark/GCBench.som
-run GCBench som2-threaded target/release/som --mode threaded -cp $E/GCBenchmark $E/GCBenchmark/GCBench.som
+run GCBench som2-interp target/x86_64-unknown-linux-gnu/release/som --mode interp -cp $E/GCBenchmark $E/GCBenchmark/GCBench.som
+run GCBench som2-threaded target/x86_64-unknown-linux-gnu/release/som --mode threaded -cp $E/GCBenchmark $E/GCBenchmark/GCBench.som
 run GCBench SOM++ $P -cp $SOM/Smalltalk:$E/GCBenchmark $E/GCBenchmark/GCBench.som
 run GCBench som-rs $R -c $SOM/Smalltalk $E/GCBenchmark -- GCBench
-run Churn20GB som2-interp target/release/som examples/AllocationChurn.som 200
+run Churn20GB som2-interp target/x86_64-unknown-linux-gnu/release/som examples/AllocationChurn.som 200

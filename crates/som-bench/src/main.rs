@@ -92,7 +92,7 @@ struct ExperimentConfig {
     /// Benchmarks as NAME:INNER, comma-separated (default: the experiment's own).
     #[arg(long, value_delimiter = ',')]
     benchmarks: Vec<String>,
-    #[arg(long, default_value = "target/release/som")]
+    #[arg(long, default_value_os_t = default_som())]
     som: PathBuf,
     #[arg(long, default_value = "benchmarks")]
     dir: PathBuf,
@@ -234,6 +234,15 @@ fn experiment(c: &ExperimentConfig) -> Result<Experiment, String> {
     })
 }
 
+/// The `som` binary built alongside this one (same profile and target directory),
+/// the default VM under test.
+pub fn default_som() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("som")))
+        .unwrap_or_else(|| PathBuf::from("som"))
+}
+
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -277,7 +286,7 @@ struct RunConfig {
     #[arg(long, default_value_t = 3)]
     invocations: usize,
     /// The `som` binary that {som} stands for.
-    #[arg(long, default_value = "target/release/som")]
+    #[arg(long, default_value_os_t = default_som())]
     som: PathBuf,
     /// The benchmark directory that {dir} stands for.
     #[arg(long, default_value = "benchmarks")]

@@ -35,7 +35,7 @@ use std::process::Command;
 #[derive(clap::Args)]
 pub struct SynthConfig {
     /// The `som` binary used to profile.
-    #[arg(long, default_value = "target/release/som")]
+    #[arg(long, default_value_os_t = crate::default_som())]
     pub som: PathBuf,
     /// The benchmark directory.
     #[arg(long, default_value = "benchmarks")]

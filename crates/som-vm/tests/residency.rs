@@ -11,11 +11,13 @@ use std::hint::black_box;
 
 #[test]
 fn churn_leaves_about_the_heap_limit_resident() {
-    let mut options = Options::default();
-    options.gc = GcOptions {
-        min_heap_bytes: 1 << 20,
-        stress_every: 0,
-        ..GcOptions::default()
+    let options = Options {
+        gc: GcOptions {
+            min_heap_bytes: 1 << 20,
+            stress_every: 0,
+            ..GcOptions::default()
+        },
+        ..Options::default()
     };
     let mut vm = Vm::new(options).expect("bootstrap");
     // 64 MB of short-lived arrays and strings, with a little live data.

@@ -5,7 +5,7 @@
 //!   the stop-the-world handshake in `threads`.
 //! * An `ObjectReference` is the address of the object's [`Header`] (offset 0).
 //! * All GC metadata lives in side tables, except the forwarding pointer that moving
-//!   plans would write over the class word (MarkSweep never moves anything).
+//!   plans would write over the class word (our Immix is built non-moving).
 //! * A [`ValueSlot`] is a word holding a [`Value`]: only pointer values that lie in the
 //!   collected heap are references (small integers, immediate doubles, classes and
 //!   methods are not).
@@ -32,8 +32,8 @@ impl VMBinding for Som {
 
     const MIN_ALIGNMENT: usize = 8;
     const MAX_ALIGNMENT: usize = 8;
-    /// Objects start where they are allocated (with `UNIFIED_OBJECT_REFERENCE_ADDRESS`
-    /// this is what makes MarkSweep's fast sweep applicable).
+    /// Objects start where they are allocated (so an object's reference, start and
+    /// valid-object bit are all at one address).
     const USE_ALLOCATION_OFFSET: bool = false;
 }
 
@@ -87,8 +87,8 @@ impl ObjectModel<Som> for Som {
 
     const OBJECT_REF_OFFSET_LOWER_BOUND: isize = 0;
     /// An object reference is the object's start, its header and its allocation
-    /// address alike; this lets MarkSweep sweep a block by cells (MMTk's
-    /// `simple_sweep`) instead of probing every word for a mark bit.
+    /// address alike (which lets MMTk find an object from a conservative pointer
+    /// without consulting us).
     const UNIFIED_OBJECT_REFERENCE_ADDRESS: bool = true;
 
     fn copy(
@@ -96,11 +96,11 @@ impl ObjectModel<Som> for Som {
         _semantics: CopySemantics,
         _copy_context: &mut GCWorkerCopyContext<Som>,
     ) -> ObjectReference {
-        unreachable!("the MarkSweep plan never copies objects")
+        unreachable!("Immix built with `immix_non_moving` never copies objects")
     }
 
     fn copy_to(_from: ObjectReference, _to: ObjectReference, _region: Address) -> Address {
-        unreachable!("the MarkSweep plan never copies objects")
+        unreachable!("Immix built with `immix_non_moving` never copies objects")
     }
 
     fn get_reference_when_copied_to(_from: ObjectReference, to: Address) -> ObjectReference {

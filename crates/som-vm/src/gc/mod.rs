@@ -1,4 +1,5 @@
-//! The garbage collector: MMTk's MarkSweep plan behind the VM's one allocation API.
+//! The garbage collector: MMTk's Immix plan, built non-moving, behind the VM's one
+//! allocation API.
 //!
 //! Data flow. Every heap object is allocated by [`Heap::allocate`] (one `Heap` per
 //! [`crate::Vm`], each an MMTk *mutator*). When MMTk decides to collect, the allocating
@@ -9,11 +10,14 @@
 //! frames and tier-1 frames need no stack maps. MMTk then traces the heap through
 //! `binding`'s object model (which knows each object kind's layout) and sweeps.
 //!
-//! Objects never move (MarkSweep), so raw pointers held anywhere stay valid, and
+//! Objects never move (MMTk's `immix_non_moving` feature: Immix's line-granular
+//! bump allocation and sweeping without defragmentation), so raw pointers held
+//! anywhere stay valid, and
 //! identity hashes (stored in headers) are stable. Classes and methods are not in this
 //! heap (they are immortal Rust allocations); their fields are roots.
 //!
-//! `trigger` decides when to collect. One MMTk instance serves the process: the first
+//! `trigger` decides when to collect; `residency` then gives empty blocks beyond
+//! the heap limit back to the OS. One MMTk instance serves the process: the first
 //! VM's [`GcOptions`] configure it.
 
 mod binding;

@@ -1,9 +1,10 @@
 //! When to collect: a heap limit that follows the live data.
 //!
-//! After every collection the limit becomes the memory still in use (the live data,
-//! since MarkSweep sweeps eagerly) plus any allocation waiting for that collection,
-//! times [`GROWTH`], kept between the configured
-//! minimum and maximum heap sizes; a collection is due once the heap reaches the limit.
+//! After every collection the limit becomes the memory still in use (the blocks that
+//! hold live data, since Immix sweeps eagerly) plus any allocation waiting for that
+//! collection, times [`GROWTH`], kept between the configured minimum and maximum heap
+//! sizes; a collection is due once the heap reaches the limit. `residency::trim` then
+//! keeps the resident memory within the same limit.
 //! This is the rule of Lua's collector and of many Smalltalk VMs: the work of each
 //! collection is proportional to the live data, and the allocation between two
 //! collections is at least as large, so collection costs stay a bounded fraction of
