@@ -3,8 +3,8 @@
 //! mutator/collector handshake loses no wake-up), and several VMs (mutators) in one
 //! process collect concurrently.
 //!
-//! A freed object's cell is reused by the next allocation of its size, so an object the
-//! collector wrongly freed shows up here as changed contents.
+//! Freed lines are reused by later allocations, so an object the collector wrongly
+//! freed shows up here as changed contents.
 
 use som_vm::gc;
 use som_vm::object::{as_ref, header, Slots};
