@@ -490,6 +490,27 @@ mod tests {
         pc: u32,
     }
 
+    /// Runs compiled code on a toy frame over `stack` with `sp` words in use; answers
+    /// its status and the word it returned.
+    fn call(f: CompiledFn, stack: &mut [u64], sp: u64) -> (u64, u64) {
+        let mut frame = ToyFrame {
+            base: stack.as_mut_ptr(),
+            sp,
+            aux: [0; 2],
+            pc: 0,
+        };
+        let mut out = 0u64;
+        // SAFETY: the test methods read and write only the frame's first `sp + 1`
+        // slots, which `stack` holds, and write `out`.
+        let st = unsafe {
+            f(
+                &mut out as *mut u64 as *mut u8,
+                &mut frame as *mut ToyFrame as *mut u8,
+            )
+        };
+        (st, out)
+    }
+
     /// Handlers see the frame only through the machine; `Emit` never touches this one.
     struct NoFrame;
     impl StackFrame for NoFrame {
@@ -558,21 +579,7 @@ mod tests {
         let mut backend = Tier1Backend::new().unwrap();
         let f = backend.compile(&shape).unwrap();
         let run = |a: u64, b: u64| {
-            let mut stack = [a, b, 0];
-            let mut frame = ToyFrame {
-                base: stack.as_mut_ptr(),
-                sp: 2,
-                aux: [0; 2],
-                pc: 0,
-            };
-            let mut out = 0u64;
-            // SAFETY: the compiled code reads the frame and writes `out` as laid out above.
-            let st = unsafe {
-                f(
-                    &mut out as *mut u64 as *mut u8,
-                    &mut frame as *mut ToyFrame as *mut u8,
-                )
-            };
+            let (st, out) = call(f, &mut [a, b, 0], 2);
             assert_eq!(st, status::RETURN);
             out
         };
@@ -620,21 +627,6 @@ mod tests {
             instr: std::ptr::null(),
         }];
         let f = backend.compile(&MethodShape::for_test(&good)).unwrap();
-        let mut stack = [7u64, 0];
-        let mut frame = ToyFrame {
-            base: stack.as_mut_ptr(),
-            sp: 1,
-            aux: [0; 2],
-            pc: 0,
-        };
-        let mut out = 0u64;
-        // SAFETY: as in the test above.
-        let st = unsafe {
-            f(
-                &mut out as *mut u64 as *mut u8,
-                &mut frame as *mut ToyFrame as *mut u8,
-            )
-        };
-        assert_eq!((st, out), (status::RETURN, 7));
+        assert_eq!(call(f, &mut [7, 0], 1), (status::RETURN, 7));
     }
 }
