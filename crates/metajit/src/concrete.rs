@@ -15,7 +15,7 @@ impl Machine for Concrete {
         bits
     }
     #[inline(always)]
-    fn bits(&self, w: u64) -> u64 {
+    fn bits(&mut self, w: u64) -> u64 {
         w
     }
     #[inline(always)]
@@ -78,6 +78,18 @@ impl Machine for Concrete {
     #[inline(always)]
     unsafe fn store(&mut self, base: u64, offset: i32, w: u64) {
         *((base as i64 + offset as i64) as *mut u64) = w
+    }
+
+    #[inline(always)]
+    unsafe fn call(
+        &mut self,
+        func: crate::ir::ResidualFn,
+        ctx: *mut u8,
+        args: &[u64],
+        _effects: crate::ir::Effects,
+    ) -> u64 {
+        let a = |i: usize| args.get(i).copied().unwrap_or(0);
+        func(ctx, a(0), a(1), a(2), a(3))
     }
 
     #[inline(always)]

@@ -290,7 +290,17 @@ impl Machine for Emit<'_, '_> {
     fn konst(&mut self, bits: u64) -> Value {
         self.word(|m| m.b.ins().iconst(types::I64, bits as i64))
     }
-    fn bits(&self, _w: Value) -> u64 {
+    fn bits(&mut self, _w: Value) -> u64 {
+        self.needs_concrete()
+    }
+    unsafe fn call(
+        &mut self,
+        _func: crate::ir::ResidualFn,
+        _ctx: *mut u8,
+        _args: &[Value],
+        _effects: crate::ir::Effects,
+    ) -> Value {
+        // Tier 1 leaves residual work to the handler's concrete entry.
         self.needs_concrete()
     }
     fn promote(&mut self, _w: Value) -> u64 {

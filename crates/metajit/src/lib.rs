@@ -8,7 +8,9 @@
 //! * [`Concrete`] executes it (the interpreter, and the handler bodies tier-1 code calls);
 //! * the shallow compiler ([`shallow`], [`backend`]; tier 1) turns it into threaded
 //!   native code: calls of the handlers' concrete entries and native branches;
-//! * `Recorder` (tier 2, to come) executes it while recording a trace.
+//! * [`record::Recorder`] (tier 2) executes it while recording a trace ([`ir`]), which
+//!   [`lower`] compiles through Cranelift; failing guards leave through snapshots
+//!   ([`snapshot`], [`deopt`]); [`driver`] decides when to record and counts.
 //!
 //! Handler annotations ([`Annotation`], [`interpreter_definition!`]) play the role of
 //! RPython's hints. Nothing in this crate knows about SOM.
@@ -16,9 +18,15 @@
 pub mod annotations;
 pub mod backend;
 pub mod concrete;
+pub mod deopt;
+pub mod driver;
 pub mod emit;
+pub mod ir;
+pub mod lower;
 pub mod machine;
+pub mod record;
 pub mod shallow;
+pub mod snapshot;
 pub mod step;
 
 pub use annotations::{Annotation, HandlerInfo};

@@ -83,10 +83,23 @@ pub trait Machine {
     /// The concrete bits of a word. Engines that run handlers know them; using them
     /// for a decision bypasses the JIT, so handlers use it only to call into the runtime
     /// (residual work), never to branch.
-    fn bits(&self, w: Self::W) -> u64;
+    fn bits(&mut self, w: Self::W) -> u64;
     /// Specialise on the current value (`promote`): guard that `w` equals what it is
     /// now and answer that value as a green constant.
     fn promote(&mut self, w: Self::W) -> u64;
+
+    // ---- events ------------------------------------------------------------------
+    /// The interpreter is about to run the instruction at `pc` of the activation `f`
+    /// (guards resume there). Nothing to do for engines that do not record.
+    #[inline(always)]
+    fn instruction<F: StackFrame>(&mut self, _f: &mut F, _pc: u32) {}
+    /// An activation `f` of code `code` begins, entered as `entry` (the client's
+    /// meaning), with `naux` auxiliary words, which the client sets through the machine.
+    #[inline(always)]
+    fn enter_frame<F: StackFrame>(&mut self, _f: &mut F, _code: u64, _entry: u64, _naux: usize) {}
+    /// The innermost activation ends (returns, or is left by an unwind).
+    #[inline(always)]
+    fn leave_frame(&mut self) {}
 
     // ---- frame -------------------------------------------------------------------
     fn slot<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Self::W;
@@ -110,6 +123,30 @@ pub trait Machine {
     /// # Safety
     /// As [`Machine::load`], and the word must be writable.
     unsafe fn store(&mut self, base: Self::W, offset: i32, w: Self::W);
+    /// As [`Machine::load`], of a word that never changes once the object exists (an
+    /// object's class, an array's length), so a trace may reuse it.
+    ///
+    /// # Safety
+    /// As [`Machine::load`].
+    #[inline(always)]
+    unsafe fn load_immutable(&mut self, base: Self::W, offset: i32) -> Self::W {
+        self.load(base, offset)
+    }
+
+    // ---- residual work -------------------------------------------------------------
+    /// Calls `func(ctx, args...)` (unused arguments are 0) and answers its result: work
+    /// a trace does not look inside (`dont_look_inside`), with what it may do declared
+    /// in `effects`.
+    ///
+    /// # Safety
+    /// `func` must be safe to call with `ctx` and these arguments.
+    unsafe fn call(
+        &mut self,
+        func: crate::ir::ResidualFn,
+        ctx: *mut u8,
+        args: &[Self::W],
+        effects: crate::ir::Effects,
+    ) -> Self::W;
 
     // ---- arithmetic --------------------------------------------------------------
     fn bin(&mut self, op: BinOp, a: Self::W, b: Self::W) -> Self::W;

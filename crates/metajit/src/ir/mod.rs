@@ -1,0 +1,261 @@
+//! The trace IR of tier 2: a linear SSA list of operations on 64-bit words, recorded by
+//! [`crate::record::Recorder`] from the interpreter definition, checked by [`verify`],
+//! lowered by [`crate::lower`], and read back from text by [`parse`] (for tests).
+//!
+//! Shape of a loop trace (before any optimisation):
+//!
+//! ```text
+//! loop                   the loop header: the back-edge jumps here
+//! poll                   safepoint poll
+//! %0 = sload 1           a slot of the root frame, read from memory
+//! ...                    the body: arithmetic, loads, stores, guards, calls
+//! sstore 1, %5           write-back of the slots the iteration changed
+//! jump                   back to the header
+//! ```
+//!
+//! Values are words; references below [`Ref::CONST`] name instructions, references with
+//! that bit set name interned constants. Every guard names a [`Snapshot`]: the
+//! interpreter state to rebuild when the guard fails (`crate::snapshot`).
+
+pub mod parse;
+pub mod print;
+pub mod verify;
+
+use crate::machine::{BinOp, Cmp, FBinOp};
+pub use crate::snapshot::{SnapFrame, Snapshot};
+use std::collections::HashMap;
+
+/// A reference to an instruction's result or to a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ref(pub u32);
+
+impl Ref {
+    /// The bit that marks constant references.
+    pub const CONST: u32 = 1 << 31;
+
+    pub fn is_const(self) -> bool {
+        self.0 & Ref::CONST != 0
+    }
+    /// Index into the instructions or, for a constant, into the constant table.
+    pub fn index(self) -> usize {
+        (self.0 & !Ref::CONST) as usize
+    }
+}
+
+/// The index of a snapshot in [`Trace::snaps`].
+pub type SnapId = u32;
+
+/// Overflow-checked operations (signed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OvfOp {
+    Add,
+    Sub,
+    Mul,
+}
+
+/// Whether memory a load reads can change while the trace runs (an optimiser may CSE
+/// and hoist immutable loads: an object's class, an array's length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemKind {
+    Mutable,
+    Immutable,
+}
+
+/// What a residual call may do (DESIGN 7.1); the optimiser reads these, the backend
+/// ignores them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Effects(pub u8);
+
+impl Effects {
+    /// Pure given its arguments: may be folded or CSE'd.
+    pub const ELIDABLE: Effects = Effects(1);
+    pub const READS_HEAP: Effects = Effects(2);
+    pub const WRITES_HEAP: Effects = Effects(4);
+    /// May allocate, and so collect.
+    pub const ALLOCATES: Effects = Effects(8);
+    pub const NONE: Effects = Effects(0);
+    pub const ALL: Effects = Effects(15);
+
+    pub const fn union(self, o: Effects) -> Effects {
+        Effects(self.0 | o.0)
+    }
+    pub fn contains(self, o: Effects) -> bool {
+        self.0 & o.0 == o.0
+    }
+    pub(crate) const NAMES: [(&'static str, Effects); 4] = [
+        ("elidable", Effects::ELIDABLE),
+        ("reads", Effects::READS_HEAP),
+        ("writes", Effects::WRITES_HEAP),
+        ("allocates", Effects::ALLOCATES),
+    ];
+}
+
+/// A residual function as traces call it: the runtime context and up to
+/// [`MAX_CALL_ARGS`] words, answering one word.
+pub type ResidualFn = unsafe extern "C" fn(ctx: *mut u8, a: u64, b: u64, c: u64, d: u64) -> u64;
+
+/// The most arguments a residual call takes.
+pub const MAX_CALL_ARGS: usize = 4;
+
+/// One trace instruction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Slot `n` of the frame window, counted from the root frame's slot 0, read from
+    /// memory.
+    SLoad(i32),
+    /// Auxiliary word `n` of the root frame, read from memory.
+    AuxLoad(u16),
+    Bin(BinOp, Ref, Ref),
+    /// 1 if the signed comparison holds, else 0.
+    Flag(Cmp, Ref, Ref),
+    FBin(FBinOp, Ref, Ref),
+    /// Overflow-checked arithmetic; a guard: leaves through the snapshot on overflow.
+    Ovf(OvfOp, Ref, Ref, SnapId),
+    /// Guard that `(w & mask == expect) == holds`.
+    GuardBits {
+        w: Ref,
+        mask: u64,
+        expect: u64,
+        holds: bool,
+        snap: SnapId,
+    },
+    /// Guard that the comparison (signed, or IEEE with `float`) answers `holds`.
+    GuardCmp {
+        cc: Cmp,
+        float: bool,
+        a: Ref,
+        b: Ref,
+        holds: bool,
+        snap: SnapId,
+    },
+    /// The word at `base + offset`.
+    Load {
+        base: Ref,
+        offset: i32,
+        kind: MemKind,
+    },
+    Store {
+        base: Ref,
+        offset: i32,
+        value: Ref,
+    },
+    /// Writes slot `n` of the frame window.
+    SStore(i32, Ref),
+    /// Writes auxiliary word `n` of the root frame.
+    AuxStore(u16, Ref),
+    /// A call of a residual function.
+    Call {
+        func: u64,
+        args: Vec<Ref>,
+        effects: Effects,
+    },
+    /// The loop header.
+    Loop,
+    /// Safepoint poll (a collection requested elsewhere may run here).
+    Poll,
+    /// Back to the loop header.
+    Jump,
+}
+
+impl Op {
+    /// Does the instruction produce a value?
+    pub fn has_value(&self) -> bool {
+        matches!(
+            self,
+            Op::SLoad(_)
+                | Op::AuxLoad(_)
+                | Op::Bin(..)
+                | Op::Flag(..)
+                | Op::FBin(..)
+                | Op::Ovf(..)
+                | Op::Load { .. }
+                | Op::Call { .. }
+        )
+    }
+
+    /// The snapshot of a guard.
+    pub fn snap(&self) -> Option<SnapId> {
+        match *self {
+            Op::Ovf(.., s) => Some(s),
+            Op::GuardBits { snap, .. } | Op::GuardCmp { snap, .. } => Some(snap),
+            _ => None,
+        }
+    }
+
+    /// The value operands, in order.
+    pub fn operands(&self) -> Vec<Ref> {
+        match self {
+            Op::SLoad(_) | Op::AuxLoad(_) | Op::Loop | Op::Poll | Op::Jump => vec![],
+            &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
+                vec![a, b]
+            }
+            &Op::GuardBits { w, .. } => vec![w],
+            &Op::GuardCmp { a, b, .. } => vec![a, b],
+            &Op::Load { base, .. } => vec![base],
+            &Op::Store { base, value, .. } => vec![base, value],
+            &Op::SStore(_, v) | &Op::AuxStore(_, v) => vec![v],
+            Op::Call { args, .. } => args.clone(),
+        }
+    }
+}
+
+/// Where a trace starts: the client's green key of a loop header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct LoopKey {
+    /// The client's code object (for SOM, the method's `Code`).
+    pub code: u64,
+    pub pc: u32,
+    /// A further green word (for SOM, the promoted block method of a library loop).
+    pub extra: u64,
+}
+
+/// A recorded trace: instructions, constants and snapshots.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trace {
+    pub key: LoopKey,
+    pub ops: Vec<Op>,
+    pub consts: Vec<u64>,
+    pub snaps: Vec<Snapshot>,
+    const_index: HashMap<u64, Ref>,
+}
+
+impl Trace {
+    pub fn new(key: LoopKey) -> Trace {
+        Trace {
+            key,
+            ..Trace::default()
+        }
+    }
+
+    /// The reference of constant `bits` (interned).
+    pub fn konst(&mut self, bits: u64) -> Ref {
+        if let Some(&r) = self.const_index.get(&bits) {
+            return r;
+        }
+        let r = Ref(Ref::CONST | self.consts.len() as u32);
+        self.consts.push(bits);
+        self.const_index.insert(bits, r);
+        r
+    }
+
+    /// The value of a constant reference.
+    pub fn const_value(&self, r: Ref) -> Option<u64> {
+        r.is_const().then(|| self.consts[r.index()])
+    }
+
+    /// Appends an instruction; answers the reference of its result.
+    pub fn push(&mut self, op: Op) -> Ref {
+        self.ops.push(op);
+        Ref(self.ops.len() as u32 - 1)
+    }
+
+    pub fn add_snapshot(&mut self, s: Snapshot) -> SnapId {
+        self.snaps.push(s);
+        self.snaps.len() as SnapId - 1
+    }
+
+    /// The number of guards (instructions with a snapshot).
+    pub fn guards(&self) -> usize {
+        self.ops.iter().filter(|o| o.snap().is_some()).count()
+    }
+}
