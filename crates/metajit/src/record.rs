@@ -60,12 +60,15 @@ pub enum AbortReason {
     Overflow,
     /// A guard after a callee returned, before the caller's next instruction.
     GuardAfterReturn,
+    /// The trace met the header of another loop (an inner loop, which gets its own
+    /// trace; unrolling it would copy its body into this one).
+    InnerLoop,
     /// Something the client does not trace (a non-local return, an error...).
     Unsupported,
 }
 
 impl AbortReason {
-    pub const ALL: [AbortReason; 9] = [
+    pub const ALL: [AbortReason; 10] = [
         AbortReason::TooLong,
         AbortReason::TooDeep,
         AbortReason::ConcreteLeak,
@@ -74,6 +77,7 @@ impl AbortReason {
         AbortReason::LeftRootFrame,
         AbortReason::Overflow,
         AbortReason::GuardAfterReturn,
+        AbortReason::InnerLoop,
         AbortReason::Unsupported,
     ];
 
@@ -87,6 +91,7 @@ impl AbortReason {
             AbortReason::LeftRootFrame => "left the root frame",
             AbortReason::Overflow => "overflow",
             AbortReason::GuardAfterReturn => "guard after return",
+            AbortReason::InnerLoop => "inner loop",
             AbortReason::Unsupported => "unsupported",
         }
     }

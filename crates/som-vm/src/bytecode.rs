@@ -160,6 +160,8 @@ pub struct Code {
     /// Profiling: how often the method was invoked, and each back-edge taken.
     pub invocations: Cell<u64>,
     pub backedges: Vec<Cell<u32>>,
+    /// Tier 2's state word of each loop (indexed like `backedges`).
+    pub loops: Vec<metajit::driver::LoopCell>,
     /// Source line of each op (for backtraces).
     pub lines: Vec<u32>,
     /// Operand-stack depth before each op (the same on every path to it).

@@ -20,6 +20,7 @@ pub mod interpreter;
 pub mod object;
 pub mod primitives;
 pub mod tier1;
+pub mod tier2;
 pub mod universe;
 pub mod unwind;
 pub mod value;

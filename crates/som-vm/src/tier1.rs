@@ -220,6 +220,9 @@ impl Vm {
                 }
             ));
         }
+        if let Some(t) = &self.tier2 {
+            out.push_str(&t.stats());
+        }
         out.push_str(&format!(
             "jit: {methods} bytecode methods, {invocations} invocations, {backedges} back-edges taken\n"
         ));

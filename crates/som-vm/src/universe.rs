@@ -31,6 +31,8 @@ pub enum Mode {
     Interp,
     /// Tier 0, then tier 1 (threaded code) for methods invoked often enough.
     Threaded,
+    /// Tier 0, then tier 2: hot loops are traced and compiled.
+    Tracing,
 }
 
 /// Settings the embedder chooses.
@@ -38,6 +40,9 @@ pub enum Mode {
 pub struct Options {
     pub mode: Mode,
     pub tier1: Tier1Options,
+    pub tier2: metajit::driver::TraceOptions,
+    /// Write every compiled trace here (`--jit-log`).
+    pub jit_log: Option<PathBuf>,
     /// Directories searched for `<Class>.som`, in order, before the embedded library.
     pub classpath: Vec<PathBuf>,
     /// Deepest allowed nesting of activations before a SOM-level stack overflow error.
@@ -56,6 +61,8 @@ impl Default for Options {
         Options {
             mode: Mode::Interp,
             tier1: Tier1Options::default(),
+            tier2: metajit::driver::TraceOptions::default(),
+            jit_log: None,
             classpath: Vec::new(),
             max_stack_depth: 100_000,
             value_stack_slots: 8 << 20,
@@ -130,6 +137,8 @@ pub struct Vm {
     pub tier1_direct_calls: u64,
     /// The tier-1 compiler (`Mode::Threaded` only).
     pub tier1: Option<Box<Tier1>>,
+    /// The tracing JIT (`Mode::Tracing` only).
+    pub tier2: Option<Box<crate::tier2::Tier2>>,
     /// The result of a tier-1 activation that returned (see `interpreter::ops`).
     pub tier1_result: Value,
     /// An unwind raised inside tier-1 code, until the activation hands it on.
@@ -192,6 +201,7 @@ impl Vm {
             sends: 0,
             tier1_direct_calls: 0,
             tier1: None,
+            tier2: None,
             tier1_result: Value::EMPTY,
             pending_unwind: None,
             rng: 0x9e37_79b9_7f4a_7c15,
@@ -202,6 +212,10 @@ impl Vm {
         vm.bootstrap()?;
         if vm.options.mode == Mode::Threaded {
             vm.tier1 = Some(Box::new(Tier1::new(vm.options.tier1)?));
+        }
+        if vm.options.mode == Mode::Tracing {
+            let t2 = crate::tier2::Tier2::new(&vm.options)?;
+            vm.tier2 = Some(Box::new(t2));
         }
         Ok(vm)
     }

@@ -5,13 +5,15 @@
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 
-/// Execution modes (the tracing modes arrive with tier 2).
+/// Execution modes (the two-level mode arrives with the switch between tiers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// Tier 0 only: the bytecode interpreter.
     Interp,
     /// Tier 0, then tier 1: hot methods become threaded code.
     Threaded,
+    /// Tier 0, then tier 2: hot loops are traced and compiled.
+    Tracing,
 }
 
 #[derive(Debug, Parser)]
@@ -39,6 +41,11 @@ pub struct Cli {
     /// Print JIT statistics on stderr when the program ends.
     #[arg(long)]
     pub jit_stats: bool,
+
+    /// Write every compiled trace to FILE: its loop, IR, guards with their snapshots,
+    /// machine-code size and compile time.
+    #[arg(long, value_name = "FILE")]
+    pub jit_log: Option<PathBuf>,
 
     /// Write how often each method and block was invoked to FILE when the program
     /// ends (`count<TAB>Class>>#selector` lines, most-called first).
@@ -95,6 +102,30 @@ pub const JIT_SETTINGS: &[(&str, &str)] = &[
         "tier1_stub_handlers",
         "on/off: call handlers through stubs testing a dummy flag, as the unoptimised \
          original did (default off)",
+    ),
+    (
+        "threshold",
+        "back-edges of a loop before tier 2 traces it (default 1039)",
+    ),
+    (
+        "function_threshold",
+        "invocations of a loop-less method before tier 2 traces it (default 1619)",
+    ),
+    (
+        "trace_limit",
+        "most IR operations in one trace (default 6000)",
+    ),
+    (
+        "bridge_threshold",
+        "failures of a guard before a bridge is traced from it (default 200)",
+    ),
+    (
+        "inline_depth",
+        "most activations one trace inlines (default 16)",
+    ),
+    (
+        "deopt_every",
+        "testing: every Nth guard check in compiled traces fails (default 0, off)",
     ),
 ];
 
@@ -158,7 +189,24 @@ impl Cli {
                 "tier1_ic" => o.inline_caches = *v != 0,
                 "tier1_stub_handlers" => o.stub_handlers = *v != 0,
                 "tier1_specialise" => o.specialise = *v != 0,
-                _ => unreachable!("settings are checked when parsed"),
+                _ => {}
+            }
+        }
+        o
+    }
+
+    /// The `--jit` settings as tier-2 options.
+    pub fn tier2_options(&self) -> som_vm::tier2::TraceOptions {
+        let mut o = som_vm::tier2::TraceOptions::default();
+        for (k, v) in self.jit.iter().flatten() {
+            match k.as_str() {
+                "threshold" => o.threshold = *v,
+                "function_threshold" => o.function_threshold = *v,
+                "trace_limit" => o.trace_limit = *v,
+                "bridge_threshold" => o.bridge_threshold = *v,
+                "inline_depth" => o.inline_depth = (*v).max(1),
+                "deopt_every" => o.deopt_every = *v,
+                _ => {}
             }
         }
         o
@@ -294,7 +342,7 @@ mod tests {
 
     #[test]
     fn unknown_mode_is_rejected() {
-        let r = Cli::try_parse_from(["som", "--mode", "tracing", "Main"]);
+        let r = Cli::try_parse_from(["som", "--mode", "two-level", "Main"]);
         assert!(r.is_err());
     }
 }

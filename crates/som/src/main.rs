@@ -54,8 +54,11 @@ fn run(cli: cli::Cli) -> i32 {
         mode: match cli.mode {
             cli::Mode::Interp => Mode::Interp,
             cli::Mode::Threaded => Mode::Threaded,
+            cli::Mode::Tracing => Mode::Tracing,
         },
         tier1: cli.tier1_options(),
+        tier2: cli.tier2_options(),
+        jit_log: cli.jit_log.clone(),
         classpath,
         max_stack_depth: cli.max_stack_depth,
         native_stack_bytes: VM_THREAD_STACK,

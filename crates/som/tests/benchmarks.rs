@@ -1,5 +1,5 @@
 //! Every benchmark program in `benchmarks/` runs through the standard harness and
-//! verifies its result, in the interpreter and in threaded code (small sizes: this is a
+//! verifies its result, in the interpreter, threaded code and traces (small sizes: this is a
 //! correctness test; speed is measured by the benchmark harness, not by tests).
 
 use std::path::Path;
@@ -34,6 +34,9 @@ const BENCHMARKS: &[(&str, &str)] = &[
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
+    &["--mode", "tracing", "--jit", "threshold=1"],
+    // Deoptimisation stress: every third guard check in compiled traces fails.
+    &["--mode", "tracing", "--jit", "threshold=1,deopt_every=3"],
     // GC stress (a collection every 50 allocations), both tiers.
     &["--mode", "interp", "--gc-stress", "50"],
     &[
@@ -87,7 +90,7 @@ fn every_benchmark_verifies_in_every_mode() {
         }
     }
     for (name, inner) in LONG_BENCHMARKS {
-        for mode in &MODES[..2] {
+        for mode in &MODES[..3] {
             let mode: Vec<&str> = mode.iter().copied().chain(["--gc-stress", "0"]).collect();
             failures.extend(run(name, "1", inner, &mode));
         }

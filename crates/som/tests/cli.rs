@@ -473,3 +473,40 @@ fn an_unwritable_call_profile_is_an_error_not_a_panic() {
     let err = text(&out.stderr);
     assert!(err.contains("cannot write the call profile"), "{err}");
 }
+
+#[test]
+fn tier2_traces_hot_loops_and_logs_them() {
+    let source = "Loops = (\n  run = ( | s a |\n    s := 0. 1 to: 100000 do: [ :i | s := s + i ]. s println.\n    a := Array new: 10 withAll: 3. s := 0.\n    1 to: 50000 do: [ :i | s := s + (a at: 5) ]. s println )\n)\n";
+    let dir = classes("tier2", &[("Loops.som", source)]);
+    let prog = dir.join("Loops.som");
+    let log = dir.join("jit.log");
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=50",
+        "--jit-stats",
+        "--jit-log",
+        log.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "5000050000\n150000\n");
+    let report = text(&out.stderr);
+    assert!(stat(&report, "tier 2:") >= 1, "{report}");
+    // Both loops ran in compiled code: entered, and left through a guard.
+    assert!(stat(&report, "trace entries,") >= 2, "{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("[tier2] trace 0 of Loops>>#run"), "{log}");
+    assert!(log.contains("  loop\n  poll\n"), "{log}");
+    assert!(log.contains("snapshot @0: [code="), "{log}");
+    // The JIT settings are checked.
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit",
+        "treshold=5",
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("unknown JIT setting 'treshold'"));
+}

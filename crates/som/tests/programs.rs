@@ -9,7 +9,9 @@ use std::process::Command;
 /// The execution modes every program runs in (command-line arguments): the
 /// interpreter; threaded code for everything (threshold 1), also without inline caches,
 /// without specialised handlers and with stub handlers (the ablations); threaded code at the default threshold
-/// (methods change tiers while the program runs); and both tiers under GC stress.
+/// (methods change tiers while the program runs); tracing (tier 2) with every loop
+/// traced at once, at the default threshold and under deoptimisation stress; and
+/// every tier under GC stress.
 const MODES: &[&[&str]] = &[
     &["--mode", "interp"],
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
@@ -32,6 +34,11 @@ const MODES: &[&[&str]] = &[
         "tier1_threshold=1,tier1_stub_handlers=on",
     ],
     &["--mode", "threaded"],
+    // Tier 2: every loop traced at once, at the default threshold, and with every
+    // third guard check failing (deoptimisation stress).
+    &["--mode", "tracing", "--jit", "threshold=1"],
+    &["--mode", "tracing"],
+    &["--mode", "tracing", "--jit", "threshold=1,deopt_every=3"],
     // GC stress: a collection at every allocation (interpreter) and at every third
     // (everything compiled), so any object the VM forgot to root is freed and reused.
     &["--mode", "interp", "--gc-stress", "1"],
@@ -40,6 +47,14 @@ const MODES: &[&[&str]] = &[
         "threaded",
         "--jit",
         "tier1_threshold=1",
+        "--gc-stress",
+        "3",
+    ],
+    &[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=1",
         "--gc-stress",
         "3",
     ],

@@ -62,6 +62,12 @@ impl Heap {
     /// answers `None` when the heap is exhausted. The body is uninitialised: the
     /// caller fills every field before it allocates again.
     #[inline]
+    /// Parks this mutator if another collection is waiting for it (what compiled
+    /// loops call at their header).
+    pub fn safepoint(&self) {
+        threads::safepoint(self.record);
+    }
+
     pub fn allocate(&mut self, bytes: usize, kind: Kind, class: *mut Class) -> Option<*mut Header> {
         let bytes = (bytes + 7) & !7;
         if self.stress_every != 0 {

@@ -29,6 +29,7 @@ mod trigger;
 
 pub use heap::Heap;
 pub use residency::{released_blocks, resident_bytes};
+pub use threads::stop_requested_flag;
 
 use binding::Som;
 use mmtk::util::options::{GCTriggerSelector, PlanSelector};

@@ -95,6 +95,14 @@ impl Scanning<Som> for Som {
             let (lo, hi) = value_stack_extent(vm);
             // SAFETY: the extent lies within the value stack.
             unsafe { scan_value_words(lo, hi, &mut nodes) };
+            if let Some(t2) = &vm.tier2 {
+                // Compiled traces embed their constants: those that are objects stay
+                // alive (checked like stack words, as constants include plain numbers).
+                let consts: Vec<Value> = t2.constants().map(|&k| Value::from_bits(k)).collect();
+                let range = consts.as_ptr_range();
+                // SAFETY: the range is the vector's.
+                unsafe { scan_value_words(range.start, range.end, &mut nodes) };
+            }
         }
         // SAFETY: the parked thread published this part of its own stack.
         unsafe { scan_native_words(stack_lo, stack_hi, &mut nodes) };

@@ -150,6 +150,11 @@ fn end_membership_change(update: impl FnOnce(&mut Vec<*mut MutatorRecord>)) {
 /// out of memory itself still lets another VM's collection proceed.
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
+/// The address of the flag [`safepoint`] tests, for compiled code that polls it.
+pub fn stop_requested_flag() -> *const u8 {
+    STOP_REQUESTED.as_ptr() as *const u8
+}
+
 /// The allocation safepoint: parks the calling mutator if a collection is waiting.
 #[inline(always)]
 pub fn safepoint(record: *mut MutatorRecord) {

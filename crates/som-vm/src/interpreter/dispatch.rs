@@ -2,7 +2,7 @@
 //! `Concrete` machine and carries out the steps they return. Sends recurse into `send`, which activates the
 //! callee and comes back here with a fresh frame.
 
-use crate::bytecode::Code;
+use crate::bytecode::{Code, Op};
 use crate::interpreter::frame::Frame;
 use crate::interpreter::handlers::Exit;
 use crate::interpreter::{ops, send};
@@ -27,7 +27,19 @@ pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
         f.pc += 1;
         match ops::step(m, vm, code, f, op) {
             Step::Next => {}
-            Step::Jump(t) | Step::BackEdge(t) => f.pc = t,
+            Step::Jump(t) => f.pc = t,
+            Step::BackEdge(t) => {
+                f.pc = t;
+                if vm.tier2.is_some() {
+                    let Op::BackJump { counter, .. } = op else {
+                        unreachable!("back-edges come from back-jumps")
+                    };
+                    match crate::tier2::on_back_edge(vm, code, f, counter)? {
+                        ExitOutcome::Returned(v) => return Ok(v),
+                        ExitOutcome::Continue | ExitOutcome::Restarted => {}
+                    }
+                }
+            }
             Step::CondJump { taken, target } => {
                 if taken {
                     f.pc = target
