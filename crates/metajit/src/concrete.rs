@@ -72,6 +72,11 @@ impl Machine for Concrete {
     }
 
     #[inline(always)]
+    fn slot_address<F: StackFrame>(&mut self, f: &mut F, i: usize) -> u64 {
+        f.slot_base().wrapping_add(i) as u64
+    }
+
+    #[inline(always)]
     unsafe fn load(&mut self, base: u64, offset: i32) -> u64 {
         *((base as i64 + offset as i64) as *const u64)
     }

@@ -293,6 +293,10 @@ impl Machine for Emit<'_, '_> {
     fn bits(&mut self, _w: Value) -> u64 {
         self.needs_concrete()
     }
+    fn slot_address<F: StackFrame>(&mut self, _f: &mut F, i: usize) -> Value {
+        let base = self.base;
+        self.word(|m| m.b.ins().iadd_imm_s(base, 8 * i as i64))
+    }
     unsafe fn call(
         &mut self,
         _func: crate::ir::ResidualFn,

@@ -166,6 +166,13 @@ impl TraceBackend {
             let v = match op {
                 Op::SLoad(n) => Some(b.ins().load(types::I64, flags, base, 8 * n)),
                 Op::AuxLoad(n) => Some(b.ins().load(types::I64, flags, aux, 8 * *n as i32)),
+                Op::SlotAddr(n) => Some(b.ins().iadd_imm_s(base, 8 * *n as i64)),
+                &Op::CallCheck(w, snap) => {
+                    let w = lw.val(&mut b, w);
+                    let failed = b.ins().icmp_imm_u(IntCC::Equal, w, 0);
+                    lw.exit_if(&mut b, failed, true, snap);
+                    None
+                }
                 &Op::Bin(o, x, y) => {
                     let (x, y) = (lw.val(&mut b, x), lw.val(&mut b, y));
                     let ins = b.ins();

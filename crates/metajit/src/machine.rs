@@ -77,6 +77,9 @@ impl Cmp {
 /// succeeded (no overflow) and guard likewise.
 pub trait Machine {
     type W: Copy;
+    /// True for engines that record traces (the interpreter definition may run
+    /// residual work differently for them, never differently in meaning).
+    const RECORDS: bool = false;
 
     /// A green constant as a word.
     fn konst(&mut self, bits: u64) -> Self::W;
@@ -100,6 +103,10 @@ pub trait Machine {
     /// The innermost activation ends (returns, or is left by an unwind).
     #[inline(always)]
     fn leave_frame(&mut self) {}
+    /// The interpreter is about to do something a trace cannot follow (a recording
+    /// engine stops recording, and goes on executing).
+    #[inline(always)]
+    fn cannot_trace(&mut self, _why: crate::record::AbortReason) {}
 
     // ---- frame -------------------------------------------------------------------
     fn slot<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Self::W;
@@ -133,6 +140,14 @@ pub trait Machine {
         self.load(base, offset)
     }
 
+    /// The address of slot `i` of `f`, for residual work that reads the frame in
+    /// memory (see [`Machine::materialise`]).
+    fn slot_address<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Self::W;
+    /// Slots `from..to` of `f` must hold their values in memory (a residual call
+    /// reads them there). Nothing to do for engines whose slots always are.
+    #[inline(always)]
+    fn materialise<F: StackFrame>(&mut self, _f: &mut F, _from: usize, _to: usize) {}
+
     // ---- residual work -------------------------------------------------------------
     /// Calls `func(ctx, args...)` (unused arguments are 0) and answers its result: work
     /// a trace does not look inside (`dont_look_inside`), with what it may do declared
@@ -147,6 +162,29 @@ pub trait Machine {
         args: &[Self::W],
         effects: crate::ir::Effects,
     ) -> Self::W;
+    /// As [`Machine::call`], for a function that answers 0 when it fails (having left
+    /// the reason in the runtime): `None` then. A trace leaves when such a call fails,
+    /// resuming the interpreter at the instruction that made it, with the failure
+    /// pending in the runtime; the call is not made again.
+    ///
+    /// # Safety
+    /// As [`Machine::call`].
+    #[inline(always)]
+    unsafe fn call_checked(
+        &mut self,
+        func: crate::ir::ResidualFn,
+        ctx: *mut u8,
+        args: &[Self::W],
+        effects: crate::ir::Effects,
+    ) -> Option<Self::W> {
+        let r = self.call(func, ctx, args, effects);
+        let zero = self.konst(0);
+        if self.cmp(Cmp::Eq, r, zero) {
+            None
+        } else {
+            Some(r)
+        }
+    }
 
     // ---- arithmetic --------------------------------------------------------------
     fn bin(&mut self, op: BinOp, a: Self::W, b: Self::W) -> Self::W;

@@ -393,6 +393,51 @@ impl Recorder {
 
 impl Machine for Recorder {
     type W = Traced;
+    const RECORDS: bool = true;
+
+    fn cannot_trace(&mut self, why: AbortReason) {
+        self.abort(why);
+    }
+
+    fn slot_address<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Traced {
+        let bits = Concrete.slot_address(f, i);
+        let n = self.abs_slot(f, i);
+        self.value(bits, Op::SlotAddr(n))
+    }
+
+    fn materialise<F: StackFrame>(&mut self, f: &mut F, from: usize, to: usize) {
+        if !self.recording() {
+            return;
+        }
+        for i in from..to {
+            let n = self.abs_slot(f, i);
+            if let Some(&(r, true)) = self.slots.get(&n) {
+                self.trace.push(Op::SStore(n, r));
+                self.slots.insert(n, (r, false));
+            }
+        }
+    }
+
+    unsafe fn call_checked(
+        &mut self,
+        func: ResidualFn,
+        ctx: *mut u8,
+        args: &[Traced],
+        effects: Effects,
+    ) -> Option<Traced> {
+        // The exit resumes at the start of this instruction, with the failure pending.
+        let snap = self.recording().then(|| self.snapshot());
+        let r = self.call(func, ctx, args, effects);
+        if r.bits == 0 {
+            // A failure while recording: the runtime handles it, the trace stops here.
+            self.abort(AbortReason::Unsupported);
+            return None;
+        }
+        if let Some(s) = snap {
+            self.emit(Op::CallCheck(r.r, s));
+        }
+        Some(r)
+    }
 
     fn instruction<F: StackFrame>(&mut self, f: &mut F, pc: u32) {
         self.snap = None;

@@ -183,6 +183,9 @@ impl Context {
 pub enum MethodBody {
     Code(Box<Code>),
     Primitive(PrimFn),
+    /// The `value` primitives of the Block classes: evaluate the receiver block
+    /// (`interpreter::send::invoke_block`, which traces inline).
+    BlockValue,
     /// Declared `primitive` but the VM has no implementation for it.
     MissingPrimitive,
 }

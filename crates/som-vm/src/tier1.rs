@@ -174,7 +174,7 @@ unsafe extern "C" fn send_direct(
     vm.sends += 1;
     vm.tier1_direct_calls += 1;
     let argc = code.sites[site as usize].argc as usize;
-    let r = send_to(vm, f, target as *mut Method, argc);
+    let r = send_to(&mut metajit::Concrete, vm, f, target as *mut Method, argc);
     let r = after_send(vm, code, f, r);
     exit_status(vm, r)
 }

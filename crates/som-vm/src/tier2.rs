@@ -16,28 +16,30 @@
 //! recording, counted by reason; those loops stay interpreted.
 
 use crate::bytecode::Code;
-use crate::interpreter::dispatch::{perform_exit, ExitOutcome};
-use crate::interpreter::frame::Frame;
+use crate::interpreter::dispatch::{after_send, execute, perform_exit, ExitOutcome};
+use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
 use crate::interpreter::ops;
+use crate::interpreter::send::leave_rebuilt;
+use crate::object::Method;
 use crate::universe::{Options, Vm};
 use crate::unwind::VmResult;
 use crate::value::Value;
-use metajit::deopt::exit_state;
+use metajit::deopt::{exit_state, FrameState};
 pub use metajit::driver::TraceOptions;
 use metajit::driver::{Action, Driver};
 use metajit::ir::{LoopKey, Trace};
 use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend};
-use metajit::record::{RecordLimits, Recorder};
-use metajit::{Machine, Step};
+use metajit::record::{AbortReason, RecordLimits, Recorder};
+use metajit::{Concrete, Machine, Step};
 use std::io::Write;
-
-/// Auxiliary words of a SOM frame (context, outer context, closure).
-const FRAME_AUX: usize = 3;
 
 /// A compiled loop.
 struct LoopTrace {
     trace: Trace,
     compiled: Compiled,
+    /// Slots above the root frame's slot 0 that running and leaving the trace may
+    /// write (its deepest frame, plus room for residual calls' sends).
+    reach: usize,
 }
 
 /// The tracing JIT of a VM.
@@ -47,9 +49,9 @@ pub struct Tier2 {
     traces: Vec<LoopTrace>,
     /// Where exits save their live values.
     exits: Vec<u64>,
-    /// The guard-check counter of `deopt_every` (boxed: compiled code holds its
-    /// address).
-    deopt_counter: Box<u64>,
+    /// The guard-check counter of `deopt_every`: compiled code holds its address, so
+    /// it is boxed and lives as long as the traces.
+    _deopt_counter: Box<u64>,
     log: Option<std::io::BufWriter<std::fs::File>>,
 }
 
@@ -76,7 +78,7 @@ impl Tier2 {
             backend: TraceBackend::new(lower)?,
             traces: Vec::new(),
             exits: Vec::new(),
-            deopt_counter,
+            _deopt_counter: deopt_counter,
             log,
         })
     }
@@ -132,10 +134,7 @@ pub fn on_back_edge(
     match t2.driver.on_back_edge(cell) {
         Action::Interpret => Ok(ExitOutcome::Continue),
         Action::Record => record(vm, code, f, header, counter),
-        Action::Enter(n) => {
-            run_trace(vm, n as usize, f);
-            Ok(ExitOutcome::Continue)
-        }
+        Action::Enter(n) => run_trace(vm, code, n as usize, f),
     }
 }
 
@@ -158,9 +157,11 @@ fn record(
     let limits = RecordLimits {
         trace_limit: options.trace_limit as usize,
         max_depth: options.inline_depth as usize,
-        strict: false,
+        // SOM_JIT_STRICT: a handler that reads a traced value's bits panics, naming
+        // the trace (for finding the handlers that still do).
+        strict: std::env::var_os("SOM_JIT_STRICT").is_some(),
     };
-    let mut rec = Recorder::start(key, f, 0, FRAME_AUX, limits);
+    let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits);
     let cell = &code.loops[counter as usize];
     loop {
         let pc = f.pc;
@@ -180,17 +181,29 @@ fn record(
                 if t == header {
                     break;
                 }
-                rec.abort(metajit::record::AbortReason::InnerLoop);
+                rec.abort(AbortReason::InnerLoop);
             }
             Step::Return(v) => {
-                rec.abort(metajit::record::AbortReason::LeftRootFrame);
+                rec.abort(AbortReason::LeftRootFrame);
                 abort(vm, cell, &rec);
                 return Ok(ExitOutcome::Returned(Value::from_bits(v.bits)));
             }
             Step::Exit(exit) => {
-                rec.abort(metajit::record::AbortReason::Unsupported);
-                abort(vm, cell, &rec);
-                return perform_exit(vm, code, f, exit);
+                // Sends are followed into the callee (inlined); anything else stops
+                // the recording there and runs as in the interpreter.
+                match perform_exit(&mut rec, vm, code, f, exit) {
+                    Ok(ExitOutcome::Continue) => {}
+                    Ok(ExitOutcome::Restarted) => {
+                        rec.abort(AbortReason::Unsupported);
+                        abort(vm, cell, &rec);
+                        return Ok(ExitOutcome::Restarted);
+                    }
+                    other => {
+                        rec.abort(AbortReason::LeftRootFrame);
+                        abort(vm, cell, &rec);
+                        return other;
+                    }
+                }
             }
         }
         if rec.aborted().is_some() {
@@ -214,7 +227,12 @@ fn record(
                 if t2.exits.len() < need {
                     t2.exits.resize(need, 0);
                 }
-                let t = LoopTrace { trace, compiled };
+                let reach = trace_reach(&trace);
+                let t = LoopTrace {
+                    trace,
+                    compiled,
+                    reach,
+                };
                 let label = code_label(vm, code);
                 let t2 = vm.tier2.as_mut().expect("tracing mode");
                 t2.log_trace(&label, &t);
@@ -226,8 +244,7 @@ fn record(
                 if std::env::var_os("SOM_JIT_DEBUG").is_some() {
                     eprintln!("tier 2: compilation failed: {e}");
                 }
-                t2.driver
-                    .aborted(cell, metajit::record::AbortReason::Unsupported);
+                t2.driver.aborted(cell, AbortReason::Unsupported);
             }
         },
         Err(why) => t2.driver.aborted(cell, why),
@@ -245,39 +262,169 @@ fn code_label(vm: &Vm, code: &Code) -> String {
         .map_or_else(|| "?".into(), |m| vm.method_label(m))
 }
 
+/// How far above the root frame's slot 0 a trace's frames reach, plus the room a
+/// residual call needs to send from there.
+fn trace_reach(t: &Trace) -> usize {
+    let deepest = t
+        .snaps
+        .iter()
+        .flat_map(|s| s.frames.iter().map(|f| f.base + f.sp as i32))
+        .max()
+        .unwrap_or(0);
+    deepest.max(0) as usize + RESIDUAL_ROOM
+}
+
+/// Slots a residual call may use above the frames of a trace (one activation of the
+/// largest methods; deeper sends check the stack as always).
+const RESIDUAL_ROOM: usize = 1024;
+
 fn abort(vm: &mut Vm, cell: &metajit::driver::LoopCell, rec: &Recorder) {
-    let why = rec
-        .aborted()
-        .unwrap_or(metajit::record::AbortReason::Unsupported);
+    let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
     if let Some(t2) = vm.tier2.as_mut() {
         t2.driver.aborted(cell, why);
     }
 }
 
 /// Runs compiled trace `n` in the activation `f` (at its loop header) until a guard
-/// fails, then puts the guard's snapshot back into the frame.
-fn run_trace(vm: &mut Vm, n: usize, f: &mut Frame) {
+/// fails, then puts the guard's snapshot back: the root frame's slots, pc, stack
+/// pointer and auxiliary words, and a frame for every activation the trace had
+/// inlined, which run to their return innermost first. A failed residual call leaves
+/// its unwind pending; it continues from the activation that made the call.
+fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<ExitOutcome> {
     let vm_ptr = vm as *mut Vm as *mut u8;
+    let end = vm.stack.as_ptr_range().end as usize;
     let t2 = vm.tier2.as_mut().expect("tracing mode");
-    let func = t2.traces[n].compiled.func;
+    let t = &t2.traces[n];
+    // The trace and its deoptimisation write up to `reach` slots above the frame.
+    if f.base as usize + 8 * t.reach > end {
+        return Ok(ExitOutcome::Continue);
+    }
+    let func = t.compiled.func;
     let exits = t2.exits.as_mut_ptr();
     let aux = &mut f.ctx as *mut Value as *mut u64;
     // SAFETY: the trace was recorded from this loop of this activation's code; it reads
-    // and writes the frame's slots and auxiliary words the recorder saw, calls back
-    // into the VM only through the safepoint, and its exits write at most `exits.len()`
-    // words. No reference into the VM is used while it runs.
+    // and writes the frame window and auxiliary words the recorder saw (the window has
+    // room, checked above), calls back into the VM through its residual entries and the
+    // safepoint, and its exits write at most `exits.len()` words. No reference into the
+    // VM is used while it runs.
     let snap = unsafe { func(vm_ptr, f.base as *mut u64, aux, exits) };
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     t2.driver.stats.deopts += 1;
     let state = exit_state(&t2.traces[n].trace, snap as u32, &t2.exits);
-    // SAFETY: the snapshot's slots are slots of this activation.
+    // SAFETY: the snapshot's slots lie in the window (checked above).
     unsafe { state.write_slots(f.base as *mut u64) };
     let root = &state.frames[0];
     f.pc = root.pc;
     f.sp = root.sp as usize;
-    let aux = [&mut f.ctx, &mut f.outer, &mut f.closure];
-    for &(i, v) in &root.aux {
-        *aux[i as usize] = Value::from_bits(v);
+    set_aux(f, &root.aux);
+    if state.frames.len() > 1 {
+        let inner = resume(vm, &state.frames, 1, f);
+        return complete_send(vm, code, f, inner);
     }
-    let _ = &t2.deopt_counter;
+    match vm.pending_unwind.take() {
+        // The failed call was made by the root frame itself.
+        Some(u) => complete_send(vm, code, f, Err(u)),
+        None => Ok(ExitOutcome::Continue),
+    }
+}
+
+/// Rebuilds inlined frame `k` of a snapshot above its caller and runs it to its
+/// return (first rebuilding and finishing frame `k + 1`, if any).
+fn resume(vm: &mut Vm, frames: &[FrameState], k: usize, caller: &mut Frame) -> VmResult<Value> {
+    let fs = &frames[k];
+    let method = fs.entry as *mut Method;
+    // SAFETY: inlined frames run immortal bytecode methods (their code is `fs.code`).
+    let code = unsafe { &*(fs.code as *const Code) };
+    let mut f = Frame {
+        // SAFETY: snapshot bases are slots of the root frame's window.
+        base: unsafe { caller.base.offset((fs.base - frames[k - 1].base) as isize) },
+        sp: fs.sp as usize,
+        pc: fs.pc,
+        method,
+        ctx: Value::EMPTY,
+        outer: Value::EMPTY,
+        closure: Value::EMPTY,
+        parent: caller,
+    };
+    set_aux(&mut f, &fs.aux);
+    vm.depth += 1;
+    vm.current_frame = &f;
+    let outcome = if k + 1 < frames.len() {
+        let inner = resume(vm, frames, k + 1, &mut f);
+        complete_send(vm, code, &mut f, inner)
+    } else {
+        // The innermost frame resumes at the guard's instruction, or, if a residual
+        // call failed there, goes on with its unwind.
+        match vm.pending_unwind.take() {
+            Some(u) => complete_send(vm, code, &mut f, Err(u)),
+            None => Ok(ExitOutcome::Continue),
+        }
+    };
+    let r = match outcome {
+        Ok(ExitOutcome::Returned(v)) => Ok(v),
+        Ok(_) => execute(&mut Concrete, vm, code, &mut f).map(Value::from_bits),
+        Err(e) => Err(e),
+    };
+    vm.depth -= 1;
+    vm.current_frame = caller;
+    leave_rebuilt(vm, code, &f, r)
+}
+
+/// Finishes the send that frame `f` (of `code`) was making when a trace left, with
+/// the callee's outcome `r`: the receiver and arguments make way for the result and
+/// the frame continues after the send (or restarts, or unwinds).
+fn complete_send(
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    r: VmResult<Value>,
+) -> VmResult<ExitOutcome> {
+    match r {
+        Ok(v) => {
+            let argc = send_argc(code, f.pc);
+            f.sp -= argc + 1;
+            f.push(v);
+            f.pc += 1;
+            Ok(ExitOutcome::Continue)
+        }
+        Err(u) => {
+            // The send failed: the frame's pc names the send (backtraces), as the
+            // interpreter has it while the send runs.
+            f.pc += 1;
+            after_send(vm, code, f, Err(u))
+        }
+    }
+}
+
+/// The argument count of the send at `pc` (a send or an operation with a send site).
+fn send_argc(code: &Code, pc: u32) -> usize {
+    use crate::bytecode::Op;
+    match code.ops[pc as usize] {
+        Op::Send(s)
+        | Op::SuperSend(s)
+        | Op::Add(s)
+        | Op::Sub(s)
+        | Op::Mul(s)
+        | Op::Lt(s)
+        | Op::Gt(s)
+        | Op::Le(s)
+        | Op::Ge(s)
+        | Op::Eq(s)
+        | Op::At(s)
+        | Op::AtPut(s) => code.sites[s as usize].argc as usize,
+        op => unreachable!("an inlined frame's caller is at a send, not {op:?}"),
+    }
+}
+
+/// Sets a frame's auxiliary words from a snapshot.
+fn set_aux(f: &mut Frame, aux: &[(u16, u64)]) {
+    for &(i, v) in aux {
+        let v = Value::from_bits(v);
+        match i as usize {
+            AUX_CTX => f.ctx = v,
+            AUX_OUTER => f.outer = v,
+            AUX_CLOSURE => f.closure = v,
+            _ => unreachable!("SOM frames have three auxiliary words"),
+        }
+    }
 }

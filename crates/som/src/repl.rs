@@ -5,7 +5,7 @@
 use rustyline::error::ReadlineError;
 use rustyline::DefaultEditor;
 use som_vm::compiler::Compiler;
-use som_vm::interpreter::send::{invoke, send_values};
+use som_vm::interpreter::send::{invoke_method, send_values};
 use som_vm::{Unwind, Vm};
 use std::io::Write;
 
@@ -54,7 +54,7 @@ fn eval(vm: &mut Vm, line: &str) -> Option<i32> {
     let nil = vm.nil;
     let result = vm.with_bottom_frame(|vm, f| {
         f.push(nil);
-        let v = invoke(vm, f, method, 0)?;
+        let v = invoke_method(vm, f, method, 0)?;
         let sel = vm.symbol("asString");
         send_values(vm, f, v, sel, &[])
     });

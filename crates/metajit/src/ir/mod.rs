@@ -105,6 +105,8 @@ pub enum Op {
     SLoad(i32),
     /// Auxiliary word `n` of the root frame, read from memory.
     AuxLoad(u16),
+    /// The address of slot `n` of the frame window.
+    SlotAddr(i32),
     Bin(BinOp, Ref, Ref),
     /// 1 if the signed comparison holds, else 0.
     Flag(Cmp, Ref, Ref),
@@ -143,6 +145,11 @@ pub enum Op {
     SStore(i32, Ref),
     /// Writes auxiliary word `n` of the root frame.
     AuxStore(u16, Ref),
+    /// Guard that the residual call whose result is the operand did not fail (answer
+    /// 0). Leaving here resumes the interpreter with the failure pending; unlike other
+    /// guards it is never failed on purpose (`deopt_every`): the call must not be made
+    /// twice.
+    CallCheck(Ref, SnapId),
     /// A call of a residual function.
     Call {
         func: u64,
@@ -164,6 +171,7 @@ impl Op {
             self,
             Op::SLoad(_)
                 | Op::AuxLoad(_)
+                | Op::SlotAddr(_)
                 | Op::Bin(..)
                 | Op::Flag(..)
                 | Op::FBin(..)
@@ -178,6 +186,7 @@ impl Op {
         match *self {
             Op::Ovf(.., s) => Some(s),
             Op::GuardBits { snap, .. } | Op::GuardCmp { snap, .. } => Some(snap),
+            Op::CallCheck(_, s) => Some(s),
             _ => None,
         }
     }
@@ -185,7 +194,10 @@ impl Op {
     /// The value operands, in order.
     pub fn operands(&self) -> Vec<Ref> {
         match self {
-            Op::SLoad(_) | Op::AuxLoad(_) | Op::Loop | Op::Poll | Op::Jump => vec![],
+            Op::SLoad(_) | Op::AuxLoad(_) | Op::SlotAddr(_) | Op::Loop | Op::Poll | Op::Jump => {
+                vec![]
+            }
+            &Op::CallCheck(w, _) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]
             }

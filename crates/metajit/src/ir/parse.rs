@@ -141,6 +141,14 @@ impl Parser {
             "jump" => return Ok(Op::Jump),
             "sload" => return Ok(Op::SLoad(number(rest)? as i32)),
             "auxload" => return Ok(Op::AuxLoad(number(rest)? as u16)),
+            "slotaddr" => return Ok(Op::SlotAddr(number(rest)? as i32)),
+            "callcheck" => {
+                let (a, snap) = Self::with_snap(rest)?;
+                if a.len() != 1 {
+                    return Err("expected one operand".into());
+                }
+                return Ok(Op::CallCheck(self.operand(a[0])?, snap));
+            }
             "sstore" | "auxstore" => {
                 if args.len() != 2 {
                     return Err("expected slot, value".into());
@@ -348,8 +356,10 @@ trace code=0x10 pc=3 extra=0x0
   %11 = load %3, 24, imm
   store %3, 24, %11
   %13 = call 0x1234(%2, #0x123456789) reads|allocates
+  callcheck %13 @1
+  %15 = slotaddr 4
   sstore 1, %7
-  auxstore 0, %13
+  auxstore 0, %15
   jump
 snapshot @0: [code=0x10 entry=0 pc=3 base=0 sp=4 aux=] slots=
 snapshot @1: [code=0x10 entry=0 pc=5 base=0 sp=4 aux=0:%3] [code=0x20 entry=1 pc=0 base=3 sp=2 aux=0:#7,1:%2] slots=1:%7,4:#-2
@@ -358,7 +368,7 @@ snapshot @1: [code=0x10 entry=0 pc=5 base=0 sp=4 aux=0:%3] [code=0x20 entry=1 pc
     #[test]
     fn text_round_trips() {
         let t = parse(SAMPLE).unwrap();
-        assert_eq!(t.ops.len(), 17);
+        assert_eq!(t.ops.len(), 19);
         assert_eq!(t.snaps.len(), 2);
         assert_eq!(t.to_text(), SAMPLE);
         assert_eq!(parse(&t.to_text()).unwrap(), t);

@@ -138,10 +138,7 @@ impl<'a> Compiler<'a> {
         let signature = self.vm.symbol(&def.selector);
         let body = match &def.body {
             som_syntax::MethodBody::Primitive => {
-                match crate::primitives::lookup(self.vm, self.holder, &def.selector) {
-                    Some(f) => MethodBody::Primitive(f),
-                    None => MethodBody::MissingPrimitive,
-                }
+                crate::primitives::body(self.vm, self.holder, &def.selector)
             }
             som_syntax::MethodBody::Code(body) => {
                 // Pass one: find captured variables.
@@ -201,7 +198,9 @@ impl<'a> Compiler<'a> {
     ) -> *mut Method {
         let is_prim = matches!(
             body,
-            Some(MethodBody::Primitive(_)) | Some(MethodBody::MissingPrimitive)
+            Some(MethodBody::Primitive(_))
+                | Some(MethodBody::BlockValue)
+                | Some(MethodBody::MissingPrimitive)
         );
         let class = if is_prim {
             self.vm.classes.primitive

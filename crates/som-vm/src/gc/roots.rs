@@ -168,9 +168,15 @@ fn value_stack_extent(vm: &Vm) -> (*const Value, *const Value) {
     let mut top = range.start as usize;
     let frame = vm.current_frame;
     if !frame.is_null() {
-        // SAFETY: `current_frame` is the innermost live frame; its method is immortal.
+        // SAFETY: `current_frame` is the innermost live frame; its method, if it has
+        // one (frames over a primitive's arguments have none), is immortal.
         unsafe {
-            let size = (*(*frame).method).code().map_or(0, |c| c.frame_size());
+            let method = (*frame).method;
+            let size = if method.is_null() {
+                0
+            } else {
+                (*method).code().map_or(0, |c| c.frame_size())
+            };
             top = (*frame).base as usize + 8 * size.max((*frame).sp);
         }
     }

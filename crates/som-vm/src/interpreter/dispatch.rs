@@ -10,33 +10,36 @@ use crate::object::{as_ref, Context};
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
-use metajit::{Concrete, Step};
+use metajit::record::AbortReason;
+use metajit::{Machine, Step};
 
-/// Runs the activation `f` of `code` to completion and answers its result.
-pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
-    let m = &mut Concrete;
+/// Runs the activation `f` of `code` to completion and answers its result, on any
+/// machine: the interpreter runs it with `Concrete`; tier 2 runs the activations it
+/// inlines with its `Recorder`.
+pub fn execute<M: Machine>(m: &mut M, vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<M::W> {
     loop {
-        let op = code.ops[f.pc as usize];
+        let pc = f.pc;
+        let op = code.ops[pc as usize];
         // The compiler's stack depths are what tier 1 compiles against: check them.
-        debug_assert_eq!(
-            f.sp,
-            code.sp_before(f.pc as usize),
-            "stack depth at pc {}",
-            f.pc
-        );
+        debug_assert_eq!(f.sp, code.sp_before(pc as usize), "stack depth at pc {pc}");
+        m.instruction(f, pc);
         f.pc += 1;
         match ops::step(m, vm, code, f, op) {
             Step::Next => {}
             Step::Jump(t) => f.pc = t,
             Step::BackEdge(t) => {
                 f.pc = t;
-                if vm.tier2.is_some() {
+                if M::RECORDS {
+                    // A loop inside an inlined activation has a trace of its own.
+                    m.cannot_trace(AbortReason::InnerLoop);
+                } else if vm.tier2.is_some() {
                     let Op::BackJump { counter, .. } = op else {
                         unreachable!("back-edges come from back-jumps")
                     };
-                    match crate::tier2::on_back_edge(vm, code, f, counter)? {
-                        ExitOutcome::Returned(v) => return Ok(v),
-                        ExitOutcome::Continue | ExitOutcome::Restarted => {}
+                    if let ExitOutcome::Returned(v) =
+                        crate::tier2::on_back_edge(vm, code, f, counter)?
+                    {
+                        return Ok(m.konst(v.bits()));
                     }
                 }
             }
@@ -45,10 +48,10 @@ pub fn execute(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<Value> {
                     f.pc = target
                 }
             }
-            Step::Return(v) => return Ok(Value::from_bits(v)),
+            Step::Return(v) => return Ok(v),
             Step::Exit(exit) => {
-                if let ExitOutcome::Returned(v) = perform_exit(vm, code, f, exit)? {
-                    return Ok(v);
+                if let ExitOutcome::Returned(v) = perform_exit(m, vm, code, f, exit)? {
+                    return Ok(m.konst(v.bits()));
                 }
             }
         }
@@ -68,13 +71,22 @@ pub enum ExitOutcome {
 /// Carries out an [`Exit`]: the work handlers leave to the runtime. Shared by the
 /// interpreter loop and the concrete entries that tier-1 code calls.
 #[inline]
-pub fn perform_exit(vm: &mut Vm, code: &Code, f: &mut Frame, exit: Exit) -> VmResult<ExitOutcome> {
+pub fn perform_exit<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    exit: Exit,
+) -> VmResult<ExitOutcome> {
     match exit {
         Exit::Send(site) => {
-            let r = send::send(vm, f, &code.sites[site as usize]);
+            let r = send::send(m, vm, f, &code.sites[site as usize]);
             after_send(vm, code, f, r)
         }
-        other => run_exit(vm, f, other),
+        other => {
+            m.cannot_trace(AbortReason::Unsupported);
+            run_exit(vm, f, other)
+        }
     }
 }
 
@@ -152,7 +164,7 @@ fn run_exit(vm: &mut Vm, f: &mut Frame, exit: Exit) -> VmResult<ExitOutcome> {
 }
 
 /// `restart`: the activation starts over at its first instruction, operand stack empty.
-fn restart(vm: &mut Vm, code: &Code, f: &mut Frame) {
+pub(crate) fn restart(vm: &mut Vm, code: &Code, f: &mut Frame) {
     f.pc = 0;
     f.sp = 1 + code.num_args + code.num_locals;
     let nil = vm.nil;

@@ -100,3 +100,5 @@ pub const AUX_CTX: usize = 0;
 pub const AUX_OUTER: usize = 1;
 /// Auxiliary word: the running block.
 pub const AUX_CLOSURE: usize = 2;
+/// How many auxiliary words a frame has.
+pub const FRAME_AUX: usize = 3;

@@ -15,6 +15,7 @@ use crate::object::Kind;
 use crate::primitives::numbers;
 use crate::universe::Vm;
 use crate::value::{Value, EXP_OFFSET};
+use metajit::ir::Effects;
 use metajit::{interpreter_definition, BinOp, Cmp, FBinOp, Machine, Step};
 
 /// What a handler hands to the language runtime.
@@ -35,12 +36,12 @@ pub enum Exit {
 pub type SomStep<M> = Step<<M as Machine>::W, Exit>;
 
 // Byte offsets into heap objects, for handlers that read objects through the machine.
-const CLASS_OFFSET: i32 = 0;
+pub(crate) const CLASS_OFFSET: i32 = 0;
 const KIND_OFFSET: i32 = 8;
 const SLOTS_LEN_OFFSET: i32 = 16;
 const SLOTS_ITEMS_OFFSET: i32 = 24;
 const CONTEXT_OUTER_OFFSET: i32 = 16;
-const CONTEXT_SLOTS_OFFSET: i32 = 40;
+pub(crate) const CONTEXT_SLOTS_OFFSET: i32 = 40;
 
 /// Is `w` a small integer?
 #[inline(always)]
@@ -301,13 +302,12 @@ interpreter_definition! {
     #[residual]
     /// Pushes a new block over the current context and self.
     pub fn push_block<M: Machine>(m: &mut M, vm: &mut Vm, code: &Code, f: &mut Frame, n: u16) -> SomStep<M> {
-        let method = code.literals[n as usize].as_ptr();
+        let method = m.konst(code.literals[n as usize].bits());
         let ctx = m.aux(f, AUX_CTX);
-        let ctx = Value::from_bits(m.bits(ctx));
         let rcvr = m.slot(f, 0);
-        let rcvr = Value::from_bits(m.bits(rcvr));
-        let block = vm.alloc_block(method, ctx, rcvr);
-        let b = m.konst(block.bits());
+        let vm_ptr = vm as *mut Vm as *mut u8;
+        // SAFETY: `block_entry` gets the VM, a block method and two values.
+        let b = unsafe { m.call(block_entry, vm_ptr, &[method, ctx, rcvr], Effects::ALLOCATES) };
         m.push(f, b);
         Step::Next
     }
@@ -510,6 +510,20 @@ interpreter_definition! {
         m.set_slot(f, counter as usize, r);
         Step::Next
     }
+}
+
+/// Allocates a block (the residual work of `push_block`).
+///
+/// # Safety
+/// `vm` is the running VM and `method` a block method.
+unsafe extern "C" fn block_entry(vm: *mut u8, method: u64, ctx: u64, rcvr: u64, _: u64) -> u64 {
+    let vm = &mut *(vm as *mut Vm);
+    vm.alloc_block(
+        method as *mut crate::object::Method,
+        Value::from_bits(ctx),
+        Value::from_bits(rcvr),
+    )
+    .bits()
 }
 
 /// The address of element `idx` of the Array `rcvr`, if `rcvr` is exactly an Array and

@@ -38,7 +38,7 @@ fn finish(vm: &mut Vm, code: &Code, f: &mut Frame, step: SomStep<Concrete>) -> u
             status::RETURN
         }
         Step::Exit(exit) => {
-            let r = perform_exit(vm, code, f, exit);
+            let r = perform_exit(&mut Concrete, vm, code, f, exit);
             exit_status(vm, r)
         }
     }

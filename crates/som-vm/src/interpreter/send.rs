@@ -5,40 +5,52 @@
 
 use crate::bytecode::{Code, SendSite, Tier1State};
 use crate::interpreter::dispatch::execute;
-use crate::interpreter::frame::Frame;
+use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
+use crate::interpreter::handlers::{is_int, CLASS_OFFSET, CONTEXT_SLOTS_OFFSET};
 use crate::object::{as_ref, Block, Class, Context, Method, MethodBody};
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
+use metajit::ir::Effects;
+use metajit::record::AbortReason;
 use metajit::shallow::{status, CompiledFn};
+use metajit::{Concrete, Machine};
+
+const BLOCK_METHOD_OFFSET: i32 = std::mem::offset_of!(Block, method) as i32;
+const BLOCK_CONTEXT_OFFSET: i32 = std::mem::offset_of!(Block, context) as i32;
+const BLOCK_RECEIVER_OFFSET: i32 = std::mem::offset_of!(Block, receiver) as i32;
+const CONTEXT_ALIVE_OFFSET: i32 = std::mem::offset_of!(Context, alive) as i32;
 
 /// Sends through `site`: receiver and arguments are on top of `f`'s stack; they are
-/// replaced by the result.
+/// replaced by the result. Written once for every engine: the receiver's class is
+/// computed through the machine and promoted, so a trace guards it and the lookup is
+/// green (the inline cache or the method dictionaries, plain Rust).
 #[inline]
-pub fn send(vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
+pub fn send<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
     vm.sends += 1;
     let argc = site.argc as usize;
-    let rcvr = f.args(argc)[0];
     let class = if site.is_super {
         // Lexical super: the superclass of the class holding the method.
         // SAFETY: frames always run an immortal method with an immortal holder.
         let holder = unsafe { (*f.method).holder.get() };
         vm.class_ptr(unsafe { (*holder).superclass })
     } else {
-        vm.class_of(rcvr)
+        let rcvr = m.peek(f, argc);
+        class_of(m, vm, rcvr)
     };
     let method = if site.cache_class.get() == class && !class.is_null() {
         site.cache_method.get()
     } else {
         match vm.lookup(class, site.selector) {
-            Some(m) => {
+            Some(method) => {
                 site.cache_class.set(class);
-                site.cache_method.set(m);
+                site.cache_method.set(method);
                 site.misses.set(site.misses.get().wrapping_add(1));
                 site.record_class(class);
-                m
+                method
             }
             None => {
+                m.cannot_trace(AbortReason::Unsupported);
                 let v = does_not_understand(vm, f, site.selector, argc)?;
                 f.pop_n(argc + 1);
                 f.push(v);
@@ -46,16 +58,38 @@ pub fn send(vm: &mut Vm, f: &mut Frame, site: &SendSite) -> VmResult<()> {
             }
         }
     };
-    send_to(vm, f, method, argc)
+    send_to(m, vm, f, method, argc)
+}
+
+/// The class of `w`, decided through the machine (tag tests, then the header's class,
+/// promoted): what a send's lookup depends on.
+#[inline(always)]
+pub fn class_of<M: Machine>(m: &mut M, vm: &Vm, w: M::W) -> *mut Class {
+    if is_int(m, w) {
+        return vm.classes.integer;
+    }
+    if m.test_bits(w, 3, 2) {
+        return vm.classes.double;
+    }
+    // SAFETY: every other SOM value points to an object whose header starts with its
+    // class, which never changes.
+    let class = unsafe { m.load_immutable(w, CLASS_OFFSET) };
+    m.promote(class) as *mut Class
 }
 
 /// Invokes `method` on the receiver and `argc` arguments on top of `f`'s stack and
 /// replaces them by the result.
 #[inline]
-pub fn send_to(vm: &mut Vm, f: &mut Frame, method: *mut Method, argc: usize) -> VmResult<()> {
-    let v = invoke(vm, f, method, argc)?;
-    f.pop_n(argc + 1);
-    f.push(v);
+pub fn send_to<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    f: &mut Frame,
+    method: *mut Method,
+    argc: usize,
+) -> VmResult<()> {
+    let v = invoke(m, vm, f, method, argc)?;
+    m.drop_n(f, argc + 1);
+    m.push(f, v);
     Ok(())
 }
 
@@ -88,7 +122,7 @@ pub fn send_values_in(
         f.push(a);
     }
     let r = match vm.lookup(class, selector) {
-        Some(m) => invoke(vm, f, m, args.len()),
+        Some(m) => invoke_method(vm, f, m, args.len()),
         None => does_not_understand(vm, f, selector, args.len()),
     };
     f.sp = saved_sp;
@@ -130,7 +164,7 @@ pub fn does_not_understand(
             f.push(vals[0]);
             f.push(selector);
             f.push(arr);
-            let r = invoke(vm, f, m, 2);
+            let r = invoke_method(vm, f, m, 2);
             f.sp = saved;
             r
         }
@@ -145,110 +179,258 @@ pub fn does_not_understand(
 /// Invokes `method` with the receiver and `argc` arguments on top of `caller`'s stack
 /// (they stay there; the caller pops them).
 #[inline]
-pub fn invoke(
+pub fn invoke<M: Machine>(
+    m: &mut M,
     vm: &mut Vm,
     caller: &mut Frame,
     method: *mut Method,
     argc: usize,
-) -> VmResult<Value> {
+) -> VmResult<M::W> {
     // SAFETY: methods are immortal.
-    let m = unsafe { &*method };
-    if m.num_args != argc {
+    let me = unsafe { &*method };
+    if me.num_args != argc {
+        m.cannot_trace(AbortReason::Unsupported);
         return vm.err(format!(
             "{} expects {} arguments but was called with {argc}",
-            vm.str_of(m.signature),
-            m.num_args
+            vm.str_of(me.signature),
+            me.num_args
         ));
     }
-    match &m.body {
-        MethodBody::Code(_) => activate(vm, caller, method, argc, Value::EMPTY, Value::EMPTY),
-        MethodBody::Primitive(p) => p(vm, caller, argc),
+    match &me.body {
+        MethodBody::Code(_) => {
+            let none = m.konst(Value::EMPTY.bits());
+            activate(m, vm, caller, method, argc, none, none)
+        }
+        MethodBody::BlockValue => invoke_block(m, vm, caller, argc),
+        &MethodBody::Primitive(p) => {
+            if M::RECORDS {
+                residual_primitive(m, vm, caller, method, argc)
+            } else {
+                let v = p(vm, caller, argc)?;
+                Ok(m.konst(v.bits()))
+            }
+        }
         MethodBody::MissingPrimitive => {
-            let holder = m.holder.get();
+            m.cannot_trace(AbortReason::Unsupported);
+            let holder = me.holder.get();
             vm.err(format!(
                 "primitive {}>>#{} is not implemented by this VM",
                 vm.class_name(holder),
-                vm.str_of(m.signature)
+                vm.str_of(me.signature)
             ))
         }
     }
 }
 
-/// Runs the block on top of `caller`'s stack (below its `argc` arguments).
-pub fn invoke_block(vm: &mut Vm, caller: &mut Frame, argc: usize) -> VmResult<Value> {
-    let block = caller.args(argc)[0];
-    // SAFETY: the primitives of the Block classes only run on blocks.
-    let b = unsafe { as_ref::<Block>(block) };
-    let (method, context, receiver) = (b.method, b.context, b.receiver);
+/// [`invoke`] in the interpreter, for callers outside the interpreter definition
+/// (primitives, the REPL).
+pub fn invoke_method(
+    vm: &mut Vm,
+    caller: &mut Frame,
+    method: *mut Method,
+    argc: usize,
+) -> VmResult<Value> {
+    invoke(&mut Concrete, vm, caller, method, argc).map(Value::from_bits)
+}
+
+/// A primitive as a trace calls it: the receiver and arguments are written to the
+/// frame in memory, and the primitive runs on a frame over them (`primitive_entry`).
+fn residual_primitive<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    caller: &mut Frame,
+    method: *mut Method,
+    argc: usize,
+) -> VmResult<M::W> {
+    let from = caller.sp - argc - 1;
+    m.materialise(caller, from, caller.sp);
+    let args = m.slot_address(caller, from);
+    let method_w = m.konst(method as u64);
+    let n = m.konst(argc as u64);
+    let ctx = vm as *mut Vm as *mut u8;
+    // SAFETY: `primitive_entry` gets the VM, a primitive method and the address of
+    // its receiver and arguments, which `materialise` put in memory.
+    match unsafe { m.call_checked(primitive_entry, ctx, &[method_w, args, n], Effects::ALL) } {
+        Some(v) => Ok(v),
+        None => Err(vm
+            .pending_unwind
+            .take()
+            .unwrap_or_else(|| vm.error("internal error: a primitive failed without a reason"))),
+    }
+}
+
+/// Runs the primitive `method` on the receiver and `argc` arguments at `args` (in the
+/// value stack); answers its result, or 0 with the unwind left in `vm.pending_unwind`.
+///
+/// # Safety
+/// `vm` is the running VM, `method` a primitive method, `args` the address of
+/// `argc + 1` values in its value stack with free room above them.
+unsafe extern "C" fn primitive_entry(
+    vm: *mut u8,
+    method: u64,
+    args: u64,
+    argc: u64,
+    _: u64,
+) -> u64 {
+    let vm = &mut *(vm as *mut Vm);
+    let method = &*(method as *const Method);
+    let MethodBody::Primitive(p) = method.body else {
+        unreachable!("traces call primitives only")
+    };
+    // A frame over the arguments; it runs no method (backtraces skip it).
+    let mut f = Frame {
+        base: args as *mut Value,
+        sp: argc as usize + 1,
+        pc: 0,
+        method: std::ptr::null_mut(),
+        ctx: Value::EMPTY,
+        outer: Value::EMPTY,
+        closure: Value::EMPTY,
+        parent: vm.current_frame,
+    };
+    let saved = vm.current_frame;
+    vm.current_frame = &f;
+    let r = p(vm, &mut f, argc as usize);
+    vm.current_frame = saved;
+    match r {
+        Ok(v) => v.bits(),
+        Err(u) => {
+            vm.pending_unwind = Some(u);
+            0
+        }
+    }
+}
+
+/// Runs the block on top of `caller`'s stack (below its `argc` arguments): the block's
+/// method is promoted, so a trace inlines it.
+#[inline]
+pub fn invoke_block<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    caller: &mut Frame,
+    argc: usize,
+) -> VmResult<M::W> {
+    let block = m.peek(caller, argc);
+    // SAFETY: the `value` primitives of the Block classes only run on blocks, whose
+    // method, context and receiver never change.
+    let (method, context, receiver) = unsafe {
+        let method = m.load_immutable(block, BLOCK_METHOD_OFFSET);
+        let context = m.load_immutable(block, BLOCK_CONTEXT_OFFSET);
+        let receiver = m.load_immutable(block, BLOCK_RECEIVER_OFFSET);
+        (m.promote(method) as *mut Method, context, receiver)
+    };
     // SAFETY: block methods are immortal.
     let want = unsafe { (*method).num_args };
     if want != argc {
+        m.cannot_trace(AbortReason::Unsupported);
         return vm.err(format!(
             "a block with {want} arguments was called with {argc}"
         ));
     }
     // The block's frame starts at the block itself: slot 0 becomes the home self.
-    caller.args(argc)[0] = receiver;
-    let r = activate(vm, caller, method, argc, context, block);
+    let at = caller.sp - argc - 1;
+    m.set_slot(caller, at, receiver);
+    let r = activate(m, vm, caller, method, argc, context, block);
     // Keep the stack as the caller left it.
-    caller.args(argc)[0] = block;
+    m.set_slot(caller, at, block);
     r
 }
 
 /// Creates the frame of a bytecode method or block over the receiver and arguments on
-/// top of `caller`'s stack, runs it, and handles non-local returns aimed at it.
-fn activate(
+/// top of `caller`'s stack, runs it, and handles non-local returns aimed at it. The
+/// machine sees the frame begin and end, and its set-up (locals, context).
+fn activate<M: Machine>(
+    m: &mut M,
     vm: &mut Vm,
     caller: &mut Frame,
     method: *mut Method,
     argc: usize,
-    outer: Value,
-    closure: Value,
-) -> VmResult<Value> {
+    outer: M::W,
+    closure: M::W,
+) -> VmResult<M::W> {
     // SAFETY: methods are immortal; `activate` is only called for bytecode methods.
     let code = unsafe { (*method).code().unwrap_unchecked() };
     code.invocations
         .set(code.invocations.get().saturating_add(1));
     if vm.depth >= vm.options.max_stack_depth || native_stack_exhausted(vm) {
+        m.cannot_trace(AbortReason::Unsupported);
         return Err(stack_overflow(vm));
     }
     let base = unsafe { caller.top().sub(argc + 1) };
     let end = vm.stack.as_ptr_range().end as usize;
     if base as usize + code.frame_size() * 8 > end {
+        m.cannot_trace(AbortReason::Unsupported);
         return Err(stack_overflow(vm));
     }
     let mut f = Frame {
         base,
-        sp: 1 + argc + code.num_locals,
+        sp: 1 + argc,
         pc: 0,
         method,
         ctx: Value::EMPTY,
-        outer,
-        closure,
+        outer: Value::EMPTY,
+        closure: Value::EMPTY,
         parent: caller,
     };
-    let nil = vm.nil;
-    for i in 1 + argc..f.sp {
-        // SAFETY: the frame fits in the value stack (checked above).
-        unsafe { *base.add(i) = nil };
+    m.enter_frame(&mut f, code as *const Code as u64, method as u64, FRAME_AUX);
+    m.set_aux(&mut f, AUX_OUTER, outer);
+    m.set_aux(&mut f, AUX_CLOSURE, closure);
+    let nil = m.konst(vm.nil.bits());
+    for _ in 0..code.num_locals {
+        m.push(&mut f, nil);
     }
-    if let Some(shape) = &code.context {
-        let ctx = vm.alloc_context(outer, shape.size);
-        // SAFETY: fresh context of `shape.size` slots.
-        let slots = unsafe { as_ref::<Context>(ctx).slots() };
-        for &(slot, idx) in &shape.captured_args {
-            slots[idx as usize] = unsafe { *base.add(slot as usize) };
+    let ctx = match &code.context {
+        Some(shape) => {
+            let size = m.konst(shape.size as u64);
+            let vm_ptr = vm as *mut Vm as *mut u8;
+            // SAFETY: `context_entry` gets the VM and a context's outer and size.
+            let ctx = unsafe { m.call(context_entry, vm_ptr, &[outer, size], Effects::ALLOCATES) };
+            for &(slot, idx) in &shape.captured_args {
+                let v = m.slot(&mut f, slot as usize);
+                // SAFETY: a fresh context of `shape.size` slots.
+                unsafe { m.store(ctx, CONTEXT_SLOTS_OFFSET + 8 * idx as i32, v) };
+            }
+            ctx
         }
-        f.ctx = ctx;
-    }
+        None => m.konst(Value::EMPTY.bits()),
+    };
+    m.set_aux(&mut f, AUX_CTX, ctx);
     vm.depth += 1;
     vm.current_frame = &f;
-    let r = match tier1_code(vm, code) {
-        Some(native) => run_native(vm, native, &mut f),
-        None => execute(vm, code, &mut f),
+    let r = if M::RECORDS {
+        execute(m, vm, code, &mut f)
+    } else {
+        match tier1_code(vm, code) {
+            Some(native) => run_native(vm, native, &mut f).map(|v| m.konst(v.bits())),
+            None => execute(m, vm, code, &mut f),
+        }
     };
     vm.depth -= 1;
     vm.current_frame = caller;
+    m.leave_frame();
+    if code.context.is_some() && code.block_depth == 0 {
+        let dead = m.konst(0);
+        // SAFETY: `ctx` is this method's context.
+        unsafe { m.store(ctx, CONTEXT_ALIVE_OFFSET, dead) };
+        if let Err(u) = &r {
+            if let Unwind::NonLocalReturn { target, value } = **u {
+                if target.bits() == m.bits(ctx) {
+                    return Ok(m.konst(value.bits()));
+                }
+            }
+        }
+    }
+    r
+}
+
+/// What the interpreter does when an activation that a trace had inlined ends after
+/// deoptimisation: the same as `activate` after its callee ran.
+pub(crate) fn leave_rebuilt(
+    vm: &mut Vm,
+    code: &Code,
+    f: &Frame,
+    r: VmResult<Value>,
+) -> VmResult<Value> {
     if code.context.is_some() && code.block_depth == 0 {
         // SAFETY: f.ctx is this method's context.
         unsafe { as_ref::<Context>(f.ctx).alive = 0 };
@@ -260,7 +442,18 @@ fn activate(
             }
         }
     }
+    let _ = vm;
     r
+}
+
+/// Allocates a context (residual work of activations that have one).
+///
+/// # Safety
+/// `vm` is the running VM.
+unsafe extern "C" fn context_entry(vm: *mut u8, outer: u64, size: u64, _: u64, _: u64) -> u64 {
+    let vm = &mut *(vm as *mut Vm);
+    vm.alloc_context(Value::from_bits(outer), size as usize)
+        .bits()
 }
 
 /// The tier-1 code to run for `code`, compiling it when it has become hot.

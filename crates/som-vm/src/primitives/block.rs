@@ -7,8 +7,18 @@ use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 
+/// The `value` primitives. Methods bound to them get `MethodBody::BlockValue`, which
+/// sends evaluate through `invoke_block` directly (and traces inline); this entry
+/// serves the table and callers that hold the function.
 fn value(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    invoke_block(vm, f, argc)
+    invoke_block(&mut metajit::Concrete, vm, f, argc).map(Value::from_bits)
+}
+
+/// Is the primitive `class>>selector` one of the block `value` primitives?
+pub fn evaluates_block(class: &str, selector: &str) -> bool {
+    PRIMITIVES
+        .iter()
+        .any(|&(c, _, s, _)| c == class && s == selector && s.starts_with("value"))
 }
 
 /// `restart`: the activation that sent it starts over (see `dispatch`).

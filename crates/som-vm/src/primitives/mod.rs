@@ -54,6 +54,25 @@ pub fn lookup(vm: &Vm, holder: *mut Class, selector: &str) -> Option<PrimFn> {
         .map(|e| e.3)
 }
 
+/// The body of a method declared `primitive` as `holder>>selector`: the block
+/// `value` primitives evaluate their block inline (`MethodBody::BlockValue`), the
+/// others call their function, and those the VM lacks fail when called.
+pub fn body(vm: &Vm, holder: *mut Class, selector: &str) -> crate::object::MethodBody {
+    use crate::object::MethodBody;
+    match lookup(vm, holder, selector) {
+        Some(f) => {
+            // SAFETY: classes are immortal.
+            let name = vm.str_of(unsafe { (*holder).name });
+            if block::evaluates_block(name, selector) {
+                MethodBody::BlockValue
+            } else {
+                MethodBody::Primitive(f)
+            }
+        }
+        None => MethodBody::MissingPrimitive,
+    }
+}
+
 /// The receiver and `N - 1` arguments of a primitive, copied off the stack.
 #[inline(always)]
 pub fn args<const N: usize>(f: &mut Frame, argc: usize) -> [Value; N] {

@@ -3,7 +3,7 @@
 //! holder, `invokeOn:with:`).
 
 use super::{args, class_name_of, expect_kind, numbers, PrimEntry};
-use crate::interpreter::send::{invoke, send_values, send_values_in};
+use crate::interpreter::send::{invoke_method, send_values, send_values_in};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, header, heap_size, Class, Kind, Method, Slots};
 use crate::universe::Vm;
@@ -241,7 +241,7 @@ fn method_invoke_on_with(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Va
     for v in &items {
         f.push(*v);
     }
-    let r = invoke(vm, f, method, items.len());
+    let r = invoke_method(vm, f, method, items.len());
     f.sp = saved;
     r
 }
