@@ -20,18 +20,21 @@ use crate::interpreter::dispatch::{after_send, execute, perform_exit, ExitOutcom
 use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
 use crate::interpreter::ops;
 use crate::interpreter::send::leave_rebuilt;
-use crate::object::Method;
-use crate::universe::{Options, Vm};
+use crate::object::{as_ref, Block, Kind, Method};
+use crate::universe::{Options, Vm, INLINED_FRAMES_LINE};
+use crate::unwind::Unwind;
 use crate::unwind::VmResult;
 use crate::value::Value;
 use metajit::deopt::{exit_state, FrameState};
 pub use metajit::driver::TraceOptions;
-use metajit::driver::{Action, Driver};
+use metajit::driver::{Action, Driver, LoopCell};
 use metajit::ir::{LoopKey, Trace};
 use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
 use metajit::{Concrete, Machine, Step};
+use std::collections::HashMap;
 use std::io::Write;
+use std::rc::Rc;
 
 /// A compiled loop.
 struct LoopTrace {
@@ -47,6 +50,9 @@ pub struct Tier2 {
     pub driver: Driver,
     backend: TraceBackend,
     traces: Vec<LoopTrace>,
+    /// State words of loops keyed by the block methods they run (see
+    /// [`library_loop_key`]): (code, back-edge counter, key).
+    library_loops: HashMap<(usize, u16, u64), Rc<LoopCell>>,
     /// Where exits save their live values.
     exits: Vec<u64>,
     /// The guard-check counter of `deopt_every`: compiled code holds its address, so
@@ -77,6 +83,7 @@ impl Tier2 {
             driver: Driver::new(options.tier2),
             backend: TraceBackend::new(lower)?,
             traces: Vec::new(),
+            library_loops: HashMap::new(),
             exits: Vec::new(),
             _deopt_counter: deopt_counter,
             log,
@@ -127,15 +134,62 @@ pub fn on_back_edge(
     counter: u16,
 ) -> VmResult<ExitOutcome> {
     let header = f.pc;
+    let extra = library_loop_key(vm, code, f);
     let Some(t2) = vm.tier2.as_mut() else {
         return Ok(ExitOutcome::Continue);
     };
-    let cell = &code.loops[counter as usize];
-    match t2.driver.on_back_edge(cell) {
+    let cell = if extra == 0 {
+        LoopRef::Own(&code.loops[counter as usize])
+    } else {
+        let key = (code as *const Code as usize, counter, extra);
+        LoopRef::Library(t2.library_loops.entry(key).or_default().clone())
+    };
+    match t2.driver.on_back_edge(&cell) {
         Action::Interpret => Ok(ExitOutcome::Continue),
-        Action::Record => record(vm, code, f, header, counter),
+        Action::Record => record(vm, code, f, header, extra, &cell),
         Action::Enter(n) => run_trace(vm, code, n as usize, f),
     }
+}
+
+/// The state word of a loop: the code's own, or, for a loop that runs blocks it was
+/// given, one per combination of their methods.
+enum LoopRef<'c> {
+    Own(&'c LoopCell),
+    Library(Rc<LoopCell>),
+}
+
+impl std::ops::Deref for LoopRef<'_> {
+    type Target = LoopCell;
+    fn deref(&self) -> &LoopCell {
+        match self {
+            LoopRef::Own(c) => c,
+            LoopRef::Library(c) => c,
+        }
+    }
+}
+
+/// The green part of a loop's key beyond its code and pc: loops in methods whose
+/// receiver or first argument is a block (`Block>>whileTrue:`, `Integer>>to:do:`,
+/// `Array>>do:` and the like) are shared by every caller, so each combination of
+/// block methods gets its own trace, as in PySOM. 0 for other loops.
+fn library_loop_key(vm: &Vm, code: &Code, f: &Frame) -> u64 {
+    let block_method = |slot: usize| -> u64 {
+        // SAFETY: slots 0..=num_args hold the receiver and the arguments.
+        let v = unsafe { *f.base.add(slot) };
+        if vm.is_kind(v, Kind::Block) {
+            // SAFETY: checked kind.
+            unsafe { as_ref::<Block>(v).method as u64 }
+        } else {
+            0
+        }
+    };
+    let receiver = block_method(0);
+    let argument = if code.num_args >= 1 {
+        block_method(1)
+    } else {
+        0
+    };
+    receiver ^ argument.rotate_left(32)
 }
 
 /// Records the loop at `header` of `code`, running in the activation `f` (at the
@@ -146,13 +200,14 @@ fn record(
     code: &Code,
     f: &mut Frame,
     header: u32,
-    counter: u16,
+    extra: u64,
+    cell: &LoopCell,
 ) -> VmResult<ExitOutcome> {
     let options = vm.options.tier2;
     let key = LoopKey {
         code: code as *const Code as u64,
         pc: header,
-        extra: 0,
+        extra,
     };
     let limits = RecordLimits {
         trace_limit: options.trace_limit as usize,
@@ -162,7 +217,6 @@ fn record(
         strict: std::env::var_os("SOM_JIT_STRICT").is_some(),
     };
     let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits);
-    let cell = &code.loops[counter as usize];
     loop {
         let pc = f.pc;
         rec.instruction(f, pc);
@@ -278,7 +332,7 @@ fn trace_reach(t: &Trace) -> usize {
 /// largest methods; deeper sends check the stack as always).
 const RESIDUAL_ROOM: usize = 1024;
 
-fn abort(vm: &mut Vm, cell: &metajit::driver::LoopCell, rec: &Recorder) {
+fn abort(vm: &mut Vm, cell: &LoopCell, rec: &Recorder) {
     let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
     if let Some(t2) = vm.tier2.as_mut() {
         t2.driver.aborted(cell, why);
@@ -317,6 +371,16 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
     f.pc = root.pc;
     f.sp = root.sp as usize;
     set_aux(f, &root.aux);
+    if vm.pending_unwind.is_some() {
+        // SAFETY: snapshot frames name immortal methods.
+        let labels: Vec<String> = state.frames[1..]
+            .iter()
+            .map(|fs| vm.describe_activation(unsafe { &*(fs.entry as *const Method) }, fs.pc))
+            .collect();
+        if let Some(u) = vm.pending_unwind.as_deref_mut() {
+            fill_in_inlined_frames(&labels, u);
+        }
+    }
     if state.frames.len() > 1 {
         let inner = resume(vm, &state.frames, 1, f);
         return complete_send(vm, code, f, inner);
@@ -326,6 +390,19 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
         Some(u) => complete_send(vm, code, f, Err(u)),
         None => Ok(ExitOutcome::Continue),
     }
+}
+
+/// A residual call made inside inlined activations failed: its error's backtrace
+/// has a placeholder where they belong; put them there, innermost first.
+fn fill_in_inlined_frames(labels: &[String], u: &mut Unwind) {
+    let Unwind::Error { backtrace, .. } = u else {
+        return;
+    };
+    let Some(at) = backtrace.find(INLINED_FRAMES_LINE) else {
+        return;
+    };
+    let lines: String = labels.iter().rev().map(|l| format!("    {l}\n")).collect();
+    backtrace.replace_range(at..at + INLINED_FRAMES_LINE.len(), &lines);
 }
 
 /// Rebuilds inlined frame `k` of a snapshot above its caller and runs it to its

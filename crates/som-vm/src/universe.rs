@@ -526,7 +526,7 @@ impl Vm {
         while !f.is_null() {
             // SAFETY: frames form a chain of live activations on the Rust stack.
             let frame = unsafe { &*f };
-            if !frame.method.is_null() {
+            if !frame.method.is_null() || frame.pc == INLINED_FRAMES {
                 frames.push(frame);
             }
             f = frame.parent;
@@ -538,6 +538,12 @@ impl Vm {
                 out.push_str(&format!("    ... {} more ...\n", total - 2 * KEEP));
             }
             if total <= 2 * KEEP || i < KEEP || i >= total - KEEP {
+                if frame.method.is_null() {
+                    // A compiled trace called a primitive from activations it had
+                    // inlined; they are filled in when the trace is left.
+                    out.push_str(INLINED_FRAMES_LINE);
+                    continue;
+                }
                 out.push_str("    ");
                 out.push_str(&self.describe_frame(frame));
                 out.push('\n');
@@ -548,10 +554,14 @@ impl Vm {
 
     fn describe_frame(&self, frame: &Frame) -> String {
         // SAFETY: frames always hold an immortal method.
-        let method = unsafe { &*frame.method };
+        self.describe_activation(unsafe { &*frame.method }, frame.pc.saturating_sub(1))
+    }
+
+    /// A backtrace line's text for an activation of `method` running instruction `pc`.
+    pub fn describe_activation(&self, method: &Method, pc: u32) -> String {
         let line = method
             .code()
-            .and_then(|c| c.lines.get(frame.pc.saturating_sub(1) as usize))
+            .and_then(|c| c.lines.get(pc as usize))
             .copied()
             .unwrap_or(0);
         format!("{} (line {})", self.method_label(method), line)
@@ -590,6 +600,14 @@ impl Vm {
         let _ = self.out.flush();
     }
 }
+
+/// The pc of the frame over a primitive's arguments that a compiled trace calls
+/// (it has no method): backtraces taken inside show [`INLINED_FRAMES_LINE`] there.
+pub const INLINED_FRAMES: u32 = u32::MAX;
+
+/// The placeholder a backtrace has where a trace's inlined activations belong; the
+/// trace's exit replaces it by them (`tier2`).
+pub const INLINED_FRAMES_LINE: &str = "\u{1}inlined activations\n";
 
 /// A value stack of `n` empty slots. Zeroed memory comes straight from the OS, so the
 /// pages are only touched (and count towards memory use) as deep as programs recurse.

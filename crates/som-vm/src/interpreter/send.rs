@@ -277,11 +277,12 @@ unsafe extern "C" fn primitive_entry(
     let MethodBody::Primitive(p) = method.body else {
         unreachable!("traces call primitives only")
     };
-    // A frame over the arguments; it runs no method (backtraces skip it).
+    // A frame over the arguments; it runs no method. Backtraces mark its place, for
+    // the activations the trace inlined (see `tier2`).
     let mut f = Frame {
         base: args as *mut Value,
         sp: argc as usize + 1,
-        pc: 0,
+        pc: crate::universe::INLINED_FRAMES,
         method: std::ptr::null_mut(),
         ctx: Value::EMPTY,
         outer: Value::EMPTY,
