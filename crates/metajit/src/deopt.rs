@@ -31,37 +31,122 @@ pub struct ExitState {
     pub slots: Vec<(i32, u64)>,
 }
 
+/// Where a snapshot value comes from when its exit is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Const(u64),
+    /// Word `n` of the exit buffer.
+    Buffer(u32),
+}
+
+impl Source {
+    pub fn value(self, buffer: &[u64]) -> u64 {
+        match self {
+            Source::Const(k) => k,
+            Source::Buffer(i) => buffer[i as usize],
+        }
+    }
+}
+
+/// A snapshot resolved once, when its trace is compiled, so that taking the exit
+/// only copies words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitMap {
+    /// (code, entry, pc, base, sp, aux sources) per frame, outermost first.
+    pub frames: Vec<FrameMap>,
+    pub slots: Vec<(i32, Source)>,
+    /// How many words the exit saves.
+    pub live: usize,
+}
+
+/// One frame of an [`ExitMap`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameMap {
+    pub code: u64,
+    pub entry: u64,
+    pub pc: u32,
+    pub base: i32,
+    pub sp: u32,
+    pub aux: Vec<(u16, Source)>,
+}
+
+impl ExitMap {
+    /// The map of snapshot `snap` of `trace`.
+    pub fn new(trace: &Trace, snap: SnapId) -> ExitMap {
+        let s = &trace.snaps[snap as usize];
+        let live = s.live();
+        let source = |r: Ref| -> Source {
+            match trace.const_value(r) {
+                Some(k) => Source::Const(k),
+                None => Source::Buffer(
+                    live.iter()
+                        .position(|&l| l == r)
+                        .expect("snapshot values are live") as u32,
+                ),
+            }
+        };
+        ExitMap {
+            frames: s
+                .frames
+                .iter()
+                .map(|f| FrameMap {
+                    code: f.code,
+                    entry: f.entry,
+                    pc: f.pc,
+                    base: f.base,
+                    sp: f.sp,
+                    aux: f.aux.iter().map(|&(i, r)| (i, source(r))).collect(),
+                })
+                .collect(),
+            slots: s.slots.iter().map(|&(n, r)| (n, source(r))).collect(),
+            live: live.len(),
+        }
+    }
+
+    /// The maps of every snapshot of `trace`.
+    pub fn all(trace: &Trace) -> Vec<ExitMap> {
+        (0..trace.snaps.len() as SnapId)
+            .map(|s| ExitMap::new(trace, s))
+            .collect()
+    }
+
+    /// The concrete state, given the exit buffer.
+    pub fn state(&self, buffer: &[u64]) -> ExitState {
+        ExitState {
+            frames: self
+                .frames
+                .iter()
+                .map(|f| FrameState {
+                    code: f.code,
+                    entry: f.entry,
+                    pc: f.pc,
+                    base: f.base,
+                    sp: f.sp,
+                    aux: f.aux.iter().map(|&(i, s)| (i, s.value(buffer))).collect(),
+                })
+                .collect(),
+            slots: self
+                .slots
+                .iter()
+                .map(|&(n, s)| (n, s.value(buffer)))
+                .collect(),
+        }
+    }
+
+    /// Writes the slots into the frame window whose slot 0 is `root_base`.
+    ///
+    /// # Safety
+    /// As [`ExitState::write_slots`].
+    pub unsafe fn write_slots(&self, buffer: &[u64], root_base: *mut u64) {
+        for &(n, s) in &self.slots {
+            *root_base.offset(n as isize) = s.value(buffer);
+        }
+    }
+}
+
 /// The state at snapshot `snap` of `trace`, given the exit buffer its exit filled.
 pub fn exit_state(trace: &Trace, snap: SnapId, buffer: &[u64]) -> ExitState {
-    let s = &trace.snaps[snap as usize];
-    let live = s.live();
-    let value = |r: Ref| -> u64 {
-        match trace.const_value(r) {
-            Some(k) => k,
-            None => {
-                let i = live
-                    .iter()
-                    .position(|&l| l == r)
-                    .expect("snapshot values are live");
-                buffer[i]
-            }
-        }
-    };
-    ExitState {
-        frames: s
-            .frames
-            .iter()
-            .map(|f| FrameState {
-                code: f.code,
-                entry: f.entry,
-                pc: f.pc,
-                base: f.base,
-                sp: f.sp,
-                aux: f.aux.iter().map(|&(i, r)| (i, value(r))).collect(),
-            })
-            .collect(),
-        slots: s.slots.iter().map(|&(n, r)| (n, value(r))).collect(),
-    }
+    ExitMap::new(trace, snap).state(buffer)
 }
 
 impl ExitState {

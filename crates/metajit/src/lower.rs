@@ -25,7 +25,12 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, Module};
 use std::time::{Duration, Instant};
 
-/// A compiled loop (see the module documentation).
+/// What a bridge answers when it reaches the loop header (`toloop`): run the loop's
+/// trace next. Any other answer is the number of the snapshot it left through.
+pub const TO_LOOP: u64 = u64::MAX;
+
+/// A compiled loop or bridge (see the module documentation). A bridge reads its
+/// inputs (`param`) from `exits` before it writes any exit there.
 pub type TraceFn =
     unsafe extern "C" fn(ctx: *mut u8, base: *mut u64, aux: *mut u64, exits: *mut u64) -> u64;
 
@@ -167,6 +172,12 @@ impl TraceBackend {
                 Op::SLoad(n) => Some(b.ins().load(types::I64, flags, base, 8 * n)),
                 Op::AuxLoad(n) => Some(b.ins().load(types::I64, flags, aux, 8 * *n as i32)),
                 Op::SlotAddr(n) => Some(b.ins().iadd_imm_s(base, 8 * *n as i64)),
+                Op::Param(n) => Some(b.ins().load(types::I64, flags, exits, 8 * *n as i32)),
+                Op::ToLoop => {
+                    let st = b.ins().iconst(types::I64, TO_LOOP as i64);
+                    b.ins().return_(&[st]);
+                    None
+                }
                 &Op::CallCheck(w, snap) => {
                     let w = lw.val(&mut b, w);
                     let failed = b.ins().icmp_imm_u(IntCC::Equal, w, 0);

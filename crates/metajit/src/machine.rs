@@ -103,6 +103,10 @@ pub trait Machine {
     /// The innermost activation ends (returns, or is left by an unwind).
     #[inline(always)]
     fn leave_frame(&mut self) {}
+    /// `f` is the rebuilt activation number `depth` (0: the root) of the snapshot a
+    /// bridge is being recorded from.
+    #[inline(always)]
+    fn attach_frame<F: StackFrame>(&mut self, _f: &mut F, _depth: usize) {}
     /// The interpreter is about to do something a trace cannot follow (a recording
     /// engine stops recording, and goes on executing).
     #[inline(always)]

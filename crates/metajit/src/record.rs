@@ -136,6 +136,9 @@ pub struct Recorder {
     root_base: *mut u64,
     /// Slots at and above this (in the root frame) were not live at the loop header.
     root_top: i32,
+    /// Slots below this may be read from memory (the root frame's at the header; for
+    /// a bridge also the inlined frames' slots the parent trace wrote there).
+    loadable: i32,
     /// Slot -> (IR value, written by the trace).
     slots: BTreeMap<i32, (Ref, bool)>,
     frames: Vec<RecFrame>,
@@ -161,11 +164,13 @@ impl Recorder {
         trace.push(Op::Loop);
         trace.push(Op::Poll);
         let sp = f.sp();
+        trace.root_sp = sp as u32;
         Recorder {
             trace,
             limits,
             root_base: f.slot_base(),
             root_top: sp as i32,
+            loadable: sp as i32,
             slots: BTreeMap::new(),
             frames: vec![RecFrame {
                 code: key.code,
@@ -182,6 +187,88 @@ impl Recorder {
             returned: false,
             aborted: None,
         }
+    }
+
+    /// Starts recording a bridge from snapshot `snap` of `parent`: the activations and
+    /// slot values its guard's exit saved, which the bridge reads as `param`s. The
+    /// client rebuilds the activations concretely, root frame `root` first, and
+    /// attaches each inlined one ([`Machine::attach_frame`]) before it runs; the bridge
+    /// closes ([`Recorder::close_bridge`]) at the loop header in the root frame.
+    pub fn start_bridge<F: StackFrame>(
+        parent: &Trace,
+        snap: SnapId,
+        root: &mut F,
+        naux: usize,
+        limits: RecordLimits,
+    ) -> Recorder {
+        let s = &parent.snaps[snap as usize];
+        let mut trace = Trace::new(parent.key);
+        trace.root_sp = parent.root_sp;
+        let live = s.live();
+        let params: Vec<Ref> = (0..live.len() as u32)
+            .map(|i| trace.push(Op::Param(i)))
+            .collect();
+        let mut value = |r: Ref| -> Ref {
+            match parent.const_value(r) {
+                Some(k) => trace.konst(k),
+                None => params[live.iter().position(|&l| l == r).expect("live")],
+            }
+        };
+        let slots = s
+            .slots
+            .iter()
+            .map(|&(n, r)| (n, (value(r), true)))
+            .collect();
+        let frames = s
+            .frames
+            .iter()
+            .enumerate()
+            .map(|(k, f)| {
+                let mut aux = vec![None; naux];
+                for &(i, r) in &f.aux {
+                    aux[i as usize] = Some((value(r), true));
+                }
+                RecFrame {
+                    code: f.code,
+                    entry: f.entry,
+                    pc: f.pc,
+                    sp: f.sp,
+                    base: f.base,
+                    aux_ptr: if k == 0 {
+                        root.aux_base()
+                    } else {
+                        std::ptr::null_mut()
+                    },
+                    aux,
+                }
+            })
+            .collect();
+        Recorder {
+            trace,
+            limits,
+            root_base: root.slot_base(),
+            root_top: parent.root_sp as i32,
+            loadable: s
+                .frames
+                .iter()
+                .map(|f| f.base + f.sp as i32)
+                .max()
+                .unwrap_or(0)
+                .max(parent.root_sp as i32),
+            slots,
+            frames,
+            snap: None,
+            undo: Vec::new(),
+            stored: false,
+            returned: false,
+            aborted: None,
+        }
+    }
+
+    /// Closes a bridge at the loop header: writes back what the root frame's slots
+    /// and auxiliary words hold and continues in the loop's trace.
+    pub fn close_bridge(self) -> Result<Trace, AbortReason> {
+        self.finish(Op::ToLoop)
     }
 
     /// Why recording stopped, if it did.
@@ -204,7 +291,11 @@ impl Recorder {
     /// Closes the loop at the back-edge to the header: writes back the slots and
     /// auxiliary words the iteration changed and jumps to the header. Answers the
     /// trace, or why there is none.
-    pub fn close_loop(mut self) -> Result<Trace, AbortReason> {
+    pub fn close_loop(self) -> Result<Trace, AbortReason> {
+        self.finish(Op::Jump)
+    }
+
+    fn finish(mut self, end: Op) -> Result<Trace, AbortReason> {
         if let Some(why) = self.aborted {
             return Err(why);
         }
@@ -232,7 +323,7 @@ impl Recorder {
         for (i, r) in aux {
             self.trace.push(Op::AuxStore(i as u16, r));
         }
-        self.trace.push(Op::Jump);
+        self.trace.push(end);
         if cfg!(debug_assertions) {
             if let Err(e) = verify(&self.trace) {
                 panic!(
@@ -289,7 +380,7 @@ impl Recorder {
         if let Some(&(r, _)) = self.slots.get(&n) {
             return Traced { bits, r };
         }
-        if n < 0 || n >= self.root_top {
+        if n < 0 || n >= self.loadable {
             self.abort(AbortReason::UnrecordedRead);
             return Traced { bits, r: Ref(0) };
         }
@@ -397,6 +488,12 @@ impl Machine for Recorder {
 
     fn cannot_trace(&mut self, why: AbortReason) {
         self.abort(why);
+    }
+
+    fn attach_frame<F: StackFrame>(&mut self, f: &mut F, depth: usize) {
+        if let Some(fr) = self.frames.get_mut(depth) {
+            fr.aux_ptr = f.aux_base();
+        }
     }
 
     fn slot_address<F: StackFrame>(&mut self, f: &mut F, i: usize) -> Traced {

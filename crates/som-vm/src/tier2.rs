@@ -25,11 +25,11 @@ use crate::universe::{Options, Vm, INLINED_FRAMES_LINE};
 use crate::unwind::Unwind;
 use crate::unwind::VmResult;
 use crate::value::Value;
-use metajit::deopt::{exit_state, FrameState};
+use metajit::deopt::{ExitMap, FrameState};
 pub use metajit::driver::TraceOptions;
 use metajit::driver::{Action, Driver, LoopCell};
 use metajit::ir::{LoopKey, Trace};
-use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend};
+use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, TO_LOOP};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
 use metajit::{Concrete, Machine, Step};
 use std::collections::HashMap;
@@ -43,6 +43,15 @@ struct LoopTrace {
     /// Slots above the root frame's slot 0 that running and leaving the trace may
     /// write (its deepest frame, plus room for residual calls' sends).
     reach: usize,
+    /// Each snapshot, resolved for its exit.
+    exits: Vec<ExitMap>,
+    /// Per snapshot: how often its guards failed, and the bridge it leads to.
+    failures: Vec<u32>,
+    bridges: Vec<Option<usize>>,
+    /// The loop trace this one belongs to (itself, for a loop).
+    root: usize,
+    /// Bridges grown from this loop (for a loop trace).
+    bridge_count: u32,
 }
 
 /// The tracing JIT of a VM.
@@ -100,11 +109,15 @@ impl Tier2 {
         self.driver.stats.report()
     }
 
-    fn log_trace(&mut self, vm_label: &str, t: &LoopTrace) {
+    fn log_trace(&mut self, vm_label: &str, t: &LoopTrace, bridge_of: Option<(usize, u32)>) {
         let Some(log) = &mut self.log else { return };
+        let what = match bridge_of {
+            Some((parent, snap)) => format!("bridge from trace {parent} @{snap}"),
+            None => "loop".into(),
+        };
         let _ = writeln!(
             log,
-            "[tier2] trace {} of {vm_label} at pc {}: {} ops, {} guards, {} bytes, compiled in {} us",
+            "[tier2] trace {} ({what}) of {vm_label} at pc {}: {} ops, {} guards, {} bytes, compiled in {} us",
             self.traces.len(),
             t.trace.key.pc,
             t.trace.ops.len(),
@@ -192,37 +205,42 @@ fn library_loop_key(vm: &Vm, code: &Code, f: &Frame) -> u64 {
     receiver ^ argument.rotate_left(32)
 }
 
-/// Records the loop at `header` of `code`, running in the activation `f` (at the
-/// header). The recording executes the program as the interpreter would, so however
-/// it ends the activation is at an instruction boundary and goes on normally.
-fn record(
-    vm: &mut Vm,
-    code: &Code,
-    f: &mut Frame,
-    header: u32,
-    extra: u64,
-    cell: &LoopCell,
-) -> VmResult<ExitOutcome> {
+/// The recording limits of this VM's options.
+fn limits(vm: &Vm) -> RecordLimits {
     let options = vm.options.tier2;
-    let key = LoopKey {
-        code: code as *const Code as u64,
-        pc: header,
-        extra,
-    };
-    let limits = RecordLimits {
+    RecordLimits {
         trace_limit: options.trace_limit as usize,
         max_depth: options.inline_depth as usize,
         // SOM_JIT_STRICT: a handler that reads a traced value's bits panics, naming
         // the trace (for finding the handlers that still do).
         strict: std::env::var_os("SOM_JIT_STRICT").is_some(),
-    };
-    let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits);
+    }
+}
+
+/// How recording the root frame up to the loop header ended.
+enum RootEnd {
+    /// The back-edge to the header: the trace can close.
+    Closed,
+    /// Recording stopped; the activation goes on as this says.
+    Stopped(VmResult<ExitOutcome>),
+}
+
+/// Runs the root activation `f` with the recorder from its pc to the back-edge to
+/// `header`. The recording executes the program as the interpreter would, so however
+/// it ends the activation is at an instruction boundary and goes on normally.
+fn record_root(
+    rec: &mut Recorder,
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    header: u32,
+) -> RootEnd {
     loop {
         let pc = f.pc;
         rec.instruction(f, pc);
         let op = code.ops[pc as usize];
         f.pc += 1;
-        match ops::step(&mut rec, vm, code, f, op) {
+        match ops::step(rec, vm, code, f, op) {
             Step::Next => {}
             Step::Jump(t) => f.pc = t,
             Step::CondJump { taken, target } => {
@@ -233,77 +251,124 @@ fn record(
             Step::BackEdge(t) => {
                 f.pc = t;
                 if t == header {
-                    break;
+                    return RootEnd::Closed;
                 }
                 rec.abort(AbortReason::InnerLoop);
             }
             Step::Return(v) => {
                 rec.abort(AbortReason::LeftRootFrame);
-                abort(vm, cell, &rec);
-                return Ok(ExitOutcome::Returned(Value::from_bits(v.bits)));
+                return RootEnd::Stopped(Ok(ExitOutcome::Returned(Value::from_bits(v.bits))));
             }
             Step::Exit(exit) => {
                 // Sends are followed into the callee (inlined); anything else stops
                 // the recording there and runs as in the interpreter.
-                match perform_exit(&mut rec, vm, code, f, exit) {
+                match perform_exit(rec, vm, code, f, exit) {
                     Ok(ExitOutcome::Continue) => {}
-                    Ok(ExitOutcome::Restarted) => {
-                        rec.abort(AbortReason::Unsupported);
-                        abort(vm, cell, &rec);
-                        return Ok(ExitOutcome::Restarted);
-                    }
                     other => {
                         rec.abort(AbortReason::LeftRootFrame);
-                        abort(vm, cell, &rec);
-                        return other;
+                        return RootEnd::Stopped(other);
                     }
                 }
             }
         }
         if rec.aborted().is_some() {
-            abort(vm, cell, &rec);
-            return Ok(ExitOutcome::Continue);
+            return RootEnd::Stopped(Ok(ExitOutcome::Continue));
         }
     }
+}
+
+/// Records the loop at `header` of `code`, running in the activation `f` (at the
+/// header), and compiles it.
+fn record(
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    header: u32,
+    extra: u64,
+    cell: &LoopCell,
+) -> VmResult<ExitOutcome> {
+    let key = LoopKey {
+        code: code as *const Code as u64,
+        pc: header,
+        extra,
+    };
+    let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits(vm));
+    let end = record_root(&mut rec, vm, code, f, header);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
-    match rec.close_loop() {
-        Ok(trace) => match t2.backend.compile(&trace) {
-            Ok(compiled) => {
-                let (ops, guards) = (trace.ops.len(), trace.guards());
-                t2.driver.stats.code_bytes += compiled.code_bytes as u64;
-                t2.driver.stats.compile_time += compiled.compile_time;
-                let need = trace
-                    .snaps
-                    .iter()
-                    .map(|s| s.live().len())
-                    .max()
-                    .unwrap_or(0);
-                if t2.exits.len() < need {
-                    t2.exits.resize(need, 0);
-                }
-                let reach = trace_reach(&trace);
-                let t = LoopTrace {
-                    trace,
-                    compiled,
-                    reach,
-                };
-                let label = code_label(vm, code);
-                let t2 = vm.tier2.as_mut().expect("tracing mode");
-                t2.log_trace(&label, &t);
-                t2.traces.push(t);
-                let n = t2.traces.len() as u32 - 1;
-                t2.driver.compiled(cell, n, ops, guards);
-            }
-            Err(e) => {
-                if std::env::var_os("SOM_JIT_DEBUG").is_some() {
-                    eprintln!("tier 2: compilation failed: {e}");
-                }
-                t2.driver.aborted(cell, AbortReason::Unsupported);
-            }
-        },
-        Err(why) => t2.driver.aborted(cell, why),
+    if let RootEnd::Stopped(outcome) = end {
+        let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
+        t2.driver.aborted(cell, why);
+        return outcome;
+    }
+    let trace = match rec.close_loop() {
+        Ok(trace) => trace,
+        Err(why) => {
+            t2.driver.aborted(cell, why);
+            return Ok(ExitOutcome::Continue);
+        }
+    };
+    let (ops, guards) = (trace.ops.len(), trace.guards());
+    match install(vm, code, trace, None) {
+        Some(n) => vm
+            .tier2
+            .as_mut()
+            .expect("tracing mode")
+            .driver
+            .compiled(cell, n, ops, guards),
+        None => vm
+            .tier2
+            .as_mut()
+            .expect("tracing mode")
+            .driver
+            .aborted(cell, AbortReason::Unsupported),
     }
     Ok(ExitOutcome::Continue)
+}
+
+/// Compiles `trace` (a loop, or a bridge of `bridge_of` = (trace, snapshot)) and adds
+/// it to the compiled traces; answers its number.
+fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32)>) -> Option<u32> {
+    let label = code_label(vm, code);
+    let t2 = vm.tier2.as_mut().expect("tracing mode");
+    let compiled = match t2.backend.compile(&trace) {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var_os("SOM_JIT_DEBUG").is_some() {
+                eprintln!("tier 2: compilation failed: {e}");
+            }
+            return None;
+        }
+    };
+    t2.driver.stats.code_bytes += compiled.code_bytes as u64;
+    t2.driver.stats.compile_time += compiled.compile_time;
+    let exits = ExitMap::all(&trace);
+    let need = exits.iter().map(|e| e.live).max().unwrap_or(0);
+    if t2.exits.len() < need {
+        t2.exits.resize(need, 0);
+    }
+    let n = t2.traces.len();
+    let snaps = trace.snaps.len();
+    let t = LoopTrace {
+        bridge_count: 0,
+        reach: trace_reach(&trace),
+        root: bridge_of.map_or(n, |(parent, _)| t2.traces[parent].root),
+        trace,
+        compiled,
+        exits,
+        failures: vec![0; snaps],
+        bridges: vec![None; snaps],
+    };
+    t2.log_trace(&label, &t, bridge_of);
+    t2.traces.push(t);
+    if let Some((parent, snap)) = bridge_of {
+        t2.traces[parent].bridges[snap as usize] = Some(n);
+        let root = t2.traces[n].root;
+        t2.traces[root].bridge_count += 1;
+        t2.driver.stats.bridges += 1;
+        t2.driver.stats.ir_ops += t2.traces[n].trace.ops.len() as u64;
+        t2.driver.stats.guards += t2.traces[n].trace.guards() as u64;
+    }
+    Some(n as u32)
 }
 
 /// `Class>>#selector` of the method or block whose code is `code`.
@@ -332,45 +397,102 @@ fn trace_reach(t: &Trace) -> usize {
 /// largest methods; deeper sends check the stack as always).
 const RESIDUAL_ROOM: usize = 1024;
 
-fn abort(vm: &mut Vm, cell: &LoopCell, rec: &Recorder) {
-    let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
-    if let Some(t2) = vm.tier2.as_mut() {
-        t2.driver.aborted(cell, why);
-    }
-}
+/// Bridges one loop trace may grow (LuaJIT's `maxside`), and recordings one guard
+/// may try (`tryside`).
+const MAX_BRIDGES: u32 = 100;
+const BRIDGE_TRIES: u32 = 4;
 
-/// Runs compiled trace `n` in the activation `f` (at its loop header) until a guard
-/// fails, then puts the guard's snapshot back: the root frame's slots, pc, stack
-/// pointer and auxiliary words, and a frame for every activation the trace had
-/// inlined, which run to their return innermost first. A failed residual call leaves
-/// its unwind pending; it continues from the activation that made the call.
+/// Runs compiled loop `n` in the activation `f` (at its loop header): the loop's
+/// trace, and the bridges its guards lead to, until a guard without a bridge fails.
+/// Then the guard's snapshot goes back into the interpreter (see [`deoptimise`]);
+/// a guard that failed `bridge_threshold` times first gets a bridge recorded from
+/// there.
 fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<ExitOutcome> {
     let vm_ptr = vm as *mut Vm as *mut u8;
     let end = vm.stack.as_ptr_range().end as usize;
+    let bridge_threshold = vm.options.tier2.bridge_threshold;
     let t2 = vm.tier2.as_mut().expect("tracing mode");
-    let t = &t2.traces[n];
-    // The trace and its deoptimisation write up to `reach` slots above the frame.
-    if f.base as usize + 8 * t.reach > end {
+    // The traces and their deoptimisation write up to `reach` slots above the frame
+    // (bridges reach no further than the snapshots they start from, plus their own).
+    if f.base as usize + 8 * t2.traces[n].reach > end {
         return Ok(ExitOutcome::Continue);
     }
-    let func = t.compiled.func;
     let exits = t2.exits.as_mut_ptr();
     let aux = &mut f.ctx as *mut Value as *mut u64;
-    // SAFETY: the trace was recorded from this loop of this activation's code; it reads
-    // and writes the frame window and auxiliary words the recorder saw (the window has
-    // room, checked above), calls back into the VM through its residual entries and the
-    // safepoint, and its exits write at most `exits.len()` words. No reference into the
-    // VM is used while it runs.
-    let snap = unsafe { func(vm_ptr, f.base as *mut u64, aux, exits) };
+    let mut current = n;
+    let (trace, snap) = loop {
+        let t2 = vm.tier2.as_mut().expect("tracing mode");
+        let func = t2.traces[current].compiled.func;
+        // SAFETY: the trace was recorded from this loop of this activation's code (or
+        // is a bridge of it, entered with the exit buffer its guard filled); it reads
+        // and writes the frame window and auxiliary words the recorder saw (the
+        // window has room, checked above), calls back into the VM through its
+        // residual entries and the safepoint, and its exits write at most
+        // `exits.len()` words. No reference into the VM is used while it runs.
+        let snap = unsafe { func(vm_ptr, f.base as *mut u64, aux, exits) };
+        let t2 = vm.tier2.as_mut().expect("tracing mode");
+        if snap == TO_LOOP {
+            current = n;
+            continue;
+        }
+        let snap = snap as usize;
+        if let Some(b) = t2.traces[current].bridges[snap] {
+            current = b;
+            continue;
+        }
+        break (current, snap);
+    };
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     t2.driver.stats.deopts += 1;
-    let state = exit_state(&t2.traces[n].trace, snap as u32, &t2.exits);
-    // SAFETY: the snapshot's slots lie in the window (checked above).
-    unsafe { state.write_slots(f.base as *mut u64) };
-    let root = &state.frames[0];
+    let t = &mut t2.traces[trace];
+    t.failures[snap] += 1;
+    let root_bridges = t2.traces[t2.traces[trace].root].bridge_count;
+    let t = &mut t2.traces[trace];
+    let hot = bridge_threshold > 0
+        && t.failures[snap] >= bridge_threshold
+        && t.failures[snap] < bridge_threshold.saturating_mul(BRIDGE_TRIES + 1)
+        && t.failures[snap].is_multiple_of(bridge_threshold)
+        && root_bridges < MAX_BRIDGES
+        && vm.pending_unwind.is_none();
+    if hot {
+        return record_bridge(vm, code, f, trace, snap as u32);
+    }
+    deoptimise(&mut Concrete, vm, code, f, trace, snap)
+}
+
+/// Puts the state of snapshot `snap` of compiled trace `trace` back into the
+/// interpreter: the root frame's slots, pc, stack pointer and auxiliary words, then a
+/// frame for every activation the trace had inlined, which run to their return
+/// innermost first (with machine `m`: the interpreter's, or the recorder of a bridge).
+/// A failed residual call leaves its unwind pending; it goes on from the activation
+/// that made the call.
+fn deoptimise<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    trace: usize,
+    snap: usize,
+) -> VmResult<ExitOutcome> {
+    let t2 = vm.tier2.as_mut().expect("tracing mode");
+    let map = &t2.traces[trace].exits[snap];
+    // SAFETY: the snapshot's slots lie in the window (checked when the trace was
+    // entered).
+    unsafe { map.write_slots(&t2.exits, f.base as *mut u64) };
+    let root = &map.frames[0];
     f.pc = root.pc;
     f.sp = root.sp as usize;
-    set_aux(f, &root.aux);
+    for &(i, s) in &root.aux {
+        set_aux(f, i, s.value(&t2.exits));
+    }
+    if map.frames.len() == 1 {
+        return match vm.pending_unwind.take() {
+            // The failed call was made by the root frame itself.
+            Some(u) => complete_send(m, vm, code, f, Err(u)),
+            None => Ok(ExitOutcome::Continue),
+        };
+    }
+    let state = map.state(&t2.exits);
     if vm.pending_unwind.is_some() {
         // SAFETY: snapshot frames name immortal methods.
         let labels: Vec<String> = state.frames[1..]
@@ -381,15 +503,61 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
             fill_in_inlined_frames(&labels, u);
         }
     }
-    if state.frames.len() > 1 {
-        let inner = resume(vm, &state.frames, 1, f);
-        return complete_send(vm, code, f, inner);
+    let inner = resume(m, vm, &state.frames, 1, f);
+    complete_send(m, vm, code, f, inner)
+}
+
+/// Records a bridge from snapshot `snap` of compiled trace `parent`, which the loop
+/// in activation `f` just left: deoptimises with the recorder, which sees the
+/// inlined activations finish and the root frame go on to the loop header.
+fn record_bridge(
+    vm: &mut Vm,
+    code: &Code,
+    f: &mut Frame,
+    parent: usize,
+    snap: u32,
+) -> VmResult<ExitOutcome> {
+    let lim = limits(vm);
+    let t2 = vm.tier2.as_mut().expect("tracing mode");
+    let header = t2.traces[parent].trace.key.pc;
+    let mut rec = Recorder::start_bridge(&t2.traces[parent].trace, snap, f, FRAME_AUX, lim);
+    match deoptimise(&mut rec, vm, code, f, parent, snap as usize) {
+        Ok(ExitOutcome::Continue) => {}
+        other => return other,
     }
-    match vm.pending_unwind.take() {
-        // The failed call was made by the root frame itself.
-        Some(u) => complete_send(vm, code, f, Err(u)),
-        None => Ok(ExitOutcome::Continue),
+    if rec.aborted().is_some() {
+        return Ok(ExitOutcome::Continue);
     }
+    if let RootEnd::Stopped(outcome) = record_root(&mut rec, vm, code, f, header) {
+        let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
+        *vm.tier2
+            .as_mut()
+            .expect("tracing mode")
+            .driver
+            .stats
+            .aborts
+            .entry(why)
+            .or_default() += 1;
+        return outcome;
+    }
+    match rec.close_bridge() {
+        Ok(bridge) => {
+            install(vm, code, bridge, Some((parent, snap)));
+        }
+        Err(why) => {
+            *vm.tier2
+                .as_mut()
+                .expect("tracing mode")
+                .driver
+                .stats
+                .aborts
+                .entry(why)
+                .or_default() += 1;
+        }
+    }
+    // The activation is at the loop header; the interpreter goes on (and enters the
+    // loop's trace at the next back-edge).
+    Ok(ExitOutcome::Continue)
 }
 
 /// A residual call made inside inlined activations failed: its error's backtrace
@@ -407,7 +575,13 @@ fn fill_in_inlined_frames(labels: &[String], u: &mut Unwind) {
 
 /// Rebuilds inlined frame `k` of a snapshot above its caller and runs it to its
 /// return (first rebuilding and finishing frame `k + 1`, if any).
-fn resume(vm: &mut Vm, frames: &[FrameState], k: usize, caller: &mut Frame) -> VmResult<Value> {
+fn resume<M: Machine>(
+    m: &mut M,
+    vm: &mut Vm,
+    frames: &[FrameState],
+    k: usize,
+    caller: &mut Frame,
+) -> VmResult<M::W> {
     let fs = &frames[k];
     let method = fs.entry as *mut Method;
     // SAFETY: inlined frames run immortal bytecode methods (their code is `fs.code`).
@@ -423,50 +597,56 @@ fn resume(vm: &mut Vm, frames: &[FrameState], k: usize, caller: &mut Frame) -> V
         closure: Value::EMPTY,
         parent: caller,
     };
-    set_aux(&mut f, &fs.aux);
+    for &(i, v) in &fs.aux {
+        set_aux(&mut f, i, v);
+    }
+    m.attach_frame(&mut f, k);
     vm.depth += 1;
     vm.current_frame = &f;
     let outcome = if k + 1 < frames.len() {
-        let inner = resume(vm, frames, k + 1, &mut f);
-        complete_send(vm, code, &mut f, inner)
+        let inner = resume(m, vm, frames, k + 1, &mut f);
+        complete_send(m, vm, code, &mut f, inner)
     } else {
         // The innermost frame resumes at the guard's instruction, or, if a residual
         // call failed there, goes on with its unwind.
         match vm.pending_unwind.take() {
-            Some(u) => complete_send(vm, code, &mut f, Err(u)),
+            Some(u) => complete_send(m, vm, code, &mut f, Err(u)),
             None => Ok(ExitOutcome::Continue),
         }
     };
     let r = match outcome {
-        Ok(ExitOutcome::Returned(v)) => Ok(v),
-        Ok(_) => execute(&mut Concrete, vm, code, &mut f).map(Value::from_bits),
+        Ok(ExitOutcome::Returned(v)) => Ok(m.konst(v.bits())),
+        Ok(_) => execute(m, vm, code, &mut f),
         Err(e) => Err(e),
     };
     vm.depth -= 1;
     vm.current_frame = caller;
-    leave_rebuilt(vm, code, &f, r)
+    m.leave_frame();
+    leave_rebuilt(m, code, &mut f, r)
 }
 
 /// Finishes the send that frame `f` (of `code`) was making when a trace left, with
 /// the callee's outcome `r`: the receiver and arguments make way for the result and
 /// the frame continues after the send (or restarts, or unwinds).
-fn complete_send(
+fn complete_send<M: Machine>(
+    m: &mut M,
     vm: &mut Vm,
     code: &Code,
     f: &mut Frame,
-    r: VmResult<Value>,
+    r: VmResult<M::W>,
 ) -> VmResult<ExitOutcome> {
     match r {
         Ok(v) => {
             let argc = send_argc(code, f.pc);
-            f.sp -= argc + 1;
-            f.push(v);
+            m.drop_n(f, argc + 1);
+            m.push(f, v);
             f.pc += 1;
             Ok(ExitOutcome::Continue)
         }
         Err(u) => {
             // The send failed: the frame's pc names the send (backtraces), as the
             // interpreter has it while the send runs.
+            m.cannot_trace(AbortReason::Unsupported);
             f.pc += 1;
             after_send(vm, code, f, Err(u))
         }
@@ -493,15 +673,13 @@ fn send_argc(code: &Code, pc: u32) -> usize {
     }
 }
 
-/// Sets a frame's auxiliary words from a snapshot.
-fn set_aux(f: &mut Frame, aux: &[(u16, u64)]) {
-    for &(i, v) in aux {
-        let v = Value::from_bits(v);
-        match i as usize {
-            AUX_CTX => f.ctx = v,
-            AUX_OUTER => f.outer = v,
-            AUX_CLOSURE => f.closure = v,
-            _ => unreachable!("SOM frames have three auxiliary words"),
-        }
+/// Sets auxiliary word `i` of a frame.
+fn set_aux(f: &mut Frame, i: u16, v: u64) {
+    let v = Value::from_bits(v);
+    match i as usize {
+        AUX_CTX => f.ctx = v,
+        AUX_OUTER => f.outer = v,
+        AUX_CLOSURE => f.closure = v,
+        _ => unreachable!("SOM frames have three auxiliary words"),
     }
 }

@@ -36,7 +36,12 @@ const MODES: &[&[&str]] = &[
     &["--mode", "threaded", "--jit", "tier1_threshold=1"],
     &["--mode", "tracing", "--jit", "threshold=1"],
     // Deoptimisation stress: every third guard check in compiled traces fails.
-    &["--mode", "tracing", "--jit", "threshold=1,deopt_every=3"],
+    &[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=1,deopt_every=3,bridge_threshold=2",
+    ],
     // GC stress (a collection every 50 allocations), both tiers.
     &["--mode", "interp", "--gc-stress", "50"],
     &[

@@ -34,11 +34,23 @@ const MODES: &[&[&str]] = &[
         "tier1_threshold=1,tier1_stub_handlers=on",
     ],
     &["--mode", "threaded"],
-    // Tier 2: every loop traced at once, at the default threshold, and with every
-    // third guard check failing (deoptimisation stress).
+    // Tier 2: every loop traced at once, at the default threshold, with a bridge
+    // from every guard that fails, and with every third guard check failing
+    // (deoptimisation stress, bridges from the second failure).
     &["--mode", "tracing", "--jit", "threshold=1"],
     &["--mode", "tracing"],
-    &["--mode", "tracing", "--jit", "threshold=1,deopt_every=3"],
+    &[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=1,bridge_threshold=1",
+    ],
+    &[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=1,deopt_every=3,bridge_threshold=2",
+    ],
     // GC stress: a collection at every allocation (interpreter) and at every third
     // (everything compiled), so any object the VM forgot to root is freed and reused.
     &["--mode", "interp", "--gc-stress", "1"],

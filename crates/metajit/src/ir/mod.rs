@@ -107,6 +107,9 @@ pub enum Op {
     AuxLoad(u16),
     /// The address of slot `n` of the frame window.
     SlotAddr(i32),
+    /// Word `n` of the buffer a bridge starts from: the live values its parent
+    /// guard's exit saved.
+    Param(u32),
     Bin(BinOp, Ref, Ref),
     /// 1 if the signed comparison holds, else 0.
     Flag(Cmp, Ref, Ref),
@@ -162,6 +165,8 @@ pub enum Op {
     Poll,
     /// Back to the loop header.
     Jump,
+    /// A bridge's end: continue in its loop's trace, from the header.
+    ToLoop,
 }
 
 impl Op {
@@ -172,6 +177,7 @@ impl Op {
             Op::SLoad(_)
                 | Op::AuxLoad(_)
                 | Op::SlotAddr(_)
+                | Op::Param(_)
                 | Op::Bin(..)
                 | Op::Flag(..)
                 | Op::FBin(..)
@@ -194,9 +200,14 @@ impl Op {
     /// The value operands, in order.
     pub fn operands(&self) -> Vec<Ref> {
         match self {
-            Op::SLoad(_) | Op::AuxLoad(_) | Op::SlotAddr(_) | Op::Loop | Op::Poll | Op::Jump => {
-                vec![]
-            }
+            Op::SLoad(_)
+            | Op::AuxLoad(_)
+            | Op::SlotAddr(_)
+            | Op::Param(_)
+            | Op::Loop
+            | Op::Poll
+            | Op::Jump
+            | Op::ToLoop => vec![],
             &Op::CallCheck(w, _) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]
@@ -221,10 +232,14 @@ pub struct LoopKey {
     pub extra: u64,
 }
 
-/// A recorded trace: instructions, constants and snapshots.
+/// A recorded trace: instructions, constants and snapshots. A loop trace runs its
+/// loop until a guard fails; a bridge starts where a guard of another trace failed
+/// (from that guard's saved values, `param`) and ends at the loop header (`toloop`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
     pub key: LoopKey,
+    /// The root frame's stack pointer at the loop header.
+    pub root_sp: u32,
     pub ops: Vec<Op>,
     pub consts: Vec<u64>,
     pub snaps: Vec<Snapshot>,

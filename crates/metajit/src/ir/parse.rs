@@ -142,6 +142,8 @@ impl Parser {
             "sload" => return Ok(Op::SLoad(number(rest)? as i32)),
             "auxload" => return Ok(Op::AuxLoad(number(rest)? as u16)),
             "slotaddr" => return Ok(Op::SlotAddr(number(rest)? as i32)),
+            "param" => return Ok(Op::Param(number(rest)? as u32)),
+            "toloop" => return Ok(Op::ToLoop),
             "callcheck" => {
                 let (a, snap) = Self::with_snap(rest)?;
                 if a.len() != 1 {

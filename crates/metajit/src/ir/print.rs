@@ -63,6 +63,8 @@ impl Trace {
             Op::SLoad(n) => format!("sload {n}"),
             Op::AuxLoad(n) => format!("auxload {n}"),
             Op::SlotAddr(n) => format!("slotaddr {n}"),
+            Op::Param(n) => format!("param {n}"),
+            Op::ToLoop => "toloop".into(),
             &Op::CallCheck(w, s) => format!("callcheck {} @{s}", r(w)),
             &Op::Bin(o, a, b) => format!("{} {}, {}", bin_name(o), r(a), r(b)),
             &Op::Flag(c, a, b) => format!("flag.{} {}, {}", cmp_name(c), r(a), r(b)),

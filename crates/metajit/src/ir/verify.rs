@@ -1,7 +1,8 @@
 //! The trace verifier: checks what every later stage assumes. Each operand is a
 //! constant or the result of an earlier value-producing instruction (SSA); every
 //! guard names an existing snapshot whose values are defined before the guard; a loop
-//! trace has one `loop` header and ends with `jump`, and residual calls take at most
+//! trace has one `loop` header and ends with `jump`, a bridge has none, may read
+//! `param`s and ends with `toloop`; and residual calls take at most
 //! [`super::MAX_CALL_ARGS`] arguments. The recorder runs it on every trace in debug
 //! builds; the backend refuses traces it rejects.
 
@@ -49,10 +50,12 @@ pub fn verify(t: &Trace) -> Result<(), String> {
                     return Err(format!("%{at}: a second loop header"));
                 }
             }
-            Op::Jump if at + 1 != t.ops.len() => {
-                return Err(format!("%{at}: jump before the end of the trace"))
+            Op::Jump | Op::ToLoop if at + 1 != t.ops.len() => {
+                return Err(format!("%{at}: the trace goes on after its end"))
             }
             Op::Jump if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
+            Op::ToLoop if loops > 0 => return Err(format!("%{at}: a loop trace ends as a bridge")),
+            Op::Param(_) if loops > 0 => return Err(format!("%{at}: a loop trace with a param")),
             Op::Call { args, .. } if args.len() > MAX_CALL_ARGS => {
                 return Err(format!(
                     "%{at}: a call with {} arguments (at most {MAX_CALL_ARGS})",
@@ -62,8 +65,8 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             _ => {}
         }
     }
-    if t.ops.last() != Some(&Op::Jump) {
-        return Err("the trace does not end with jump".into());
+    if !matches!(t.ops.last(), Some(Op::Jump | Op::ToLoop)) {
+        return Err("the trace does not end with jump or toloop".into());
     }
     Ok(())
 }
@@ -96,8 +99,11 @@ mod tests {
             "unknown snapshot",
         );
         check("loop\n%a = sload 0\n", "does not end with jump");
+        verify(&parse("%p = param 0\nsstore 1, %p\ntoloop\n").unwrap()).unwrap();
         check("%a = sload 0\njump\n", "without a loop header");
-        check("loop\njump\nloop\njump\n", "before the end");
+        check("loop\njump\nloop\njump\n", "goes on after its end");
+        check("loop\n%p = param 0\njump\n", "a loop trace with a param");
+        check("loop\ntoloop\n", "ends as a bridge");
         check(
             "loop\n%a = sload 0\nguard.bits %a, 1, 1, true @0\n%b = sload 1\njump\n\
              snapshot @0: [code=0x1 entry=0 pc=0 base=0 sp=1 aux=] slots=1:%b\n",

@@ -7,7 +7,7 @@ use crate::bytecode::{Code, SendSite, Tier1State};
 use crate::interpreter::dispatch::execute;
 use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
 use crate::interpreter::handlers::{is_int, CLASS_OFFSET, CONTEXT_SLOTS_OFFSET};
-use crate::object::{as_ref, Block, Class, Context, Method, MethodBody};
+use crate::object::{Block, Class, Context, Method, MethodBody};
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
@@ -424,26 +424,27 @@ fn activate<M: Machine>(
     r
 }
 
-/// What the interpreter does when an activation that a trace had inlined ends after
-/// deoptimisation: the same as `activate` after its callee ran.
-pub(crate) fn leave_rebuilt(
-    vm: &mut Vm,
+/// What happens when an activation that a trace had inlined ends after
+/// deoptimisation (the same as `activate` after its callee ran), on machine `m`.
+pub(crate) fn leave_rebuilt<M: Machine>(
+    m: &mut M,
     code: &Code,
-    f: &Frame,
-    r: VmResult<Value>,
-) -> VmResult<Value> {
+    f: &mut Frame,
+    r: VmResult<M::W>,
+) -> VmResult<M::W> {
     if code.context.is_some() && code.block_depth == 0 {
-        // SAFETY: f.ctx is this method's context.
-        unsafe { as_ref::<Context>(f.ctx).alive = 0 };
+        let ctx = m.aux(f, AUX_CTX);
+        let dead = m.konst(0);
+        // SAFETY: the frame's context is this method's.
+        unsafe { m.store(ctx, CONTEXT_ALIVE_OFFSET, dead) };
         if let Err(u) = &r {
             if let Unwind::NonLocalReturn { target, value } = **u {
                 if target == f.ctx {
-                    return Ok(value);
+                    return Ok(m.konst(value.bits()));
                 }
             }
         }
     }
-    let _ = vm;
     r
 }
 
