@@ -107,8 +107,11 @@ pub struct Vm {
     pub options: Options,
     symbols: HashMap<String, Value>,
     global_index: HashMap<Value, u32, BuildPtrHasher>,
-    /// Global cells: (name, value); `Value::EMPTY` when unbound.
+    /// Global cells: (name, value); `Value::EMPTY` when unbound. Assign through
+    /// [`Vm::set_global`], which advances `globals_epoch`.
     pub globals: Vec<(Value, Value)>,
+    /// Changes whenever a global is assigned (traces guard it).
+    pub globals_epoch: u64,
     pub nil: Value,
     pub true_: Value,
     pub false_: Value,
@@ -159,6 +162,7 @@ impl Vm {
             symbols: HashMap::new(),
             global_index: HashMap::default(),
             globals: Vec::new(),
+            globals_epoch: 0,
             nil: Value::EMPTY,
             true_: Value::EMPTY,
             false_: Value::EMPTY,
@@ -266,6 +270,8 @@ impl Vm {
     pub fn set_global(&mut self, name: Value, value: Value) {
         let i = self.global_cell(name);
         self.globals[i as usize].1 = value;
+        // Compiled traces hold globals' values as constants and check this.
+        self.globals_epoch += 1;
     }
 
     // ---- classification ----------------------------------------------------------------

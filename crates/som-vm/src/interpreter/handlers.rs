@@ -289,7 +289,13 @@ interpreter_definition! {
 
     #[residual]
     /// Pushes the value of a global, or asks self's `unknownGlobal:` if it is unbound.
+    /// Globals are quasi-immutable: the value is a constant of the trace, which
+    /// guards the globals' version (`Vm::globals_epoch`, changed by every assignment).
     pub fn push_global<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, cell: u32) -> SomStep<M> {
+        let epoch = m.konst(&vm.globals_epoch as *const u64 as u64);
+        // SAFETY: the epoch lives in the VM, which outlives its traces.
+        let now = unsafe { m.load(epoch, 0) };
+        m.promote(now);
         let v = vm.globals[cell as usize].1;
         if v.is_empty() {
             return Step::Exit(Exit::UnknownGlobal(cell));
