@@ -107,6 +107,13 @@ pub trait Machine {
     /// bridge is being recorded from.
     #[inline(always)]
     fn attach_frame<F: StackFrame>(&mut self, _f: &mut F, _depth: usize) {}
+    /// May a trace inline an activation of code `code` here? A recording engine
+    /// says no for recursion and at its depth limit; the interpreter then calls it
+    /// as residual work.
+    #[inline(always)]
+    fn may_inline(&mut self, _code: u64) -> bool {
+        true
+    }
     /// The interpreter is about to do something a trace cannot follow (a recording
     /// engine stops recording, and goes on executing).
     #[inline(always)]

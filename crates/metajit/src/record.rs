@@ -490,6 +490,10 @@ impl Machine for Recorder {
         self.abort(why);
     }
 
+    fn may_inline(&mut self, code: u64) -> bool {
+        self.frames.len() < self.limits.max_depth && !self.frames.iter().any(|f| f.code == code)
+    }
+
     fn attach_frame<F: StackFrame>(&mut self, f: &mut F, depth: usize) {
         if let Some(fr) = self.frames.get_mut(depth) {
             fr.aux_ptr = f.aux_base();

@@ -93,7 +93,10 @@ impl Tier2 {
             backend: TraceBackend::new(lower)?,
             traces: Vec::new(),
             library_loops: HashMap::new(),
-            exits: Vec::new(),
+            // Fixed for the VM's life: compiled code holds its address while residual
+            // calls may compile more traces. A snapshot names at most one value per
+            // instruction of its trace.
+            exits: vec![0; options.tier2.trace_limit as usize + EXIT_SLACK],
             _deopt_counter: deopt_counter,
             log,
         })
@@ -343,8 +346,8 @@ fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32
     t2.driver.stats.compile_time += compiled.compile_time;
     let exits = ExitMap::all(&trace);
     let need = exits.iter().map(|e| e.live).max().unwrap_or(0);
-    if t2.exits.len() < need {
-        t2.exits.resize(need, 0);
+    if need > t2.exits.len() {
+        return None;
     }
     let n = t2.traces.len();
     let snaps = trace.snaps.len();
@@ -392,6 +395,9 @@ fn trace_reach(t: &Trace) -> usize {
         .unwrap_or(0);
     deepest.max(0) as usize + RESIDUAL_ROOM
 }
+
+/// Room in the exit buffer beyond `trace_limit` (traces may end a little past it).
+const EXIT_SLACK: usize = 1024;
 
 /// Slots a residual call may use above the frames of a trace (one activation of the
 /// largest methods; deeper sends check the stack as always).
@@ -519,6 +525,7 @@ fn record_bridge(
 ) -> VmResult<ExitOutcome> {
     let lim = limits(vm);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
+    t2.driver.stats.recordings += 1;
     let header = t2.traces[parent].trace.key.pc;
     let mut rec = Recorder::start_bridge(&t2.traces[parent].trace, snap, f, FRAME_AUX, lim);
     match deoptimise(&mut rec, vm, code, f, parent, snap as usize) {

@@ -496,7 +496,10 @@ fn tier2_traces_hot_loops_and_logs_them() {
     // Both loops ran in compiled code: entered, and left through a guard.
     assert!(stat(&report, "trace entries,") >= 2, "{report}");
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("[tier2] trace 0 (loop) of Loops>>#run"), "{log}");
+    assert!(
+        log.contains("[tier2] trace 0 (loop) of Loops>>#run"),
+        "{log}"
+    );
     assert!(log.contains("  loop\n  poll\n"), "{log}");
     assert!(log.contains("snapshot @0: [code="), "{log}");
     // The JIT settings are checked.

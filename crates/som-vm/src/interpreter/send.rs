@@ -197,14 +197,17 @@ pub fn invoke<M: Machine>(
         ));
     }
     match &me.body {
-        MethodBody::Code(_) => {
+        MethodBody::Code(code) => {
+            if !inlines(m, code) {
+                return residual_invoke(m, vm, caller, method, argc);
+            }
             let none = m.konst(Value::EMPTY.bits());
             activate(m, vm, caller, method, argc, none, none)
         }
-        MethodBody::BlockValue => invoke_block(m, vm, caller, argc),
+        MethodBody::BlockValue => invoke_block(m, vm, caller, method, argc),
         &MethodBody::Primitive(p) => {
             if M::RECORDS {
-                residual_primitive(m, vm, caller, method, argc)
+                residual_invoke(m, vm, caller, method, argc)
             } else {
                 let v = p(vm, caller, argc)?;
                 Ok(m.konst(v.bits()))
@@ -233,9 +236,19 @@ pub fn invoke_method(
     invoke(&mut Concrete, vm, caller, method, argc).map(Value::from_bits)
 }
 
-/// A primitive as a trace calls it: the receiver and arguments are written to the
-/// frame in memory, and the primitive runs on a frame over them (`primitive_entry`).
-fn residual_primitive<M: Machine>(
+/// Does a trace inline an activation of `code`? Not one that loops (its loops get
+/// traces of their own, which it enters when called), nor recursion or past the depth
+/// limit (the machine decides): those are called as residual work. The interpreter
+/// always "inlines".
+#[inline(always)]
+fn inlines<M: Machine>(m: &mut M, code: &Code) -> bool {
+    !M::RECORDS || (code.loops.is_empty() && m.may_inline(code as *const Code as u64))
+}
+
+/// A send as a trace calls it, without inlining: the receiver and arguments are
+/// written to the frame in memory, and `invoke_entry` invokes `method` (a primitive, a
+/// method, or a block's `value`) over them, as the interpreter would.
+fn residual_invoke<M: Machine>(
     m: &mut M,
     vm: &mut Vm,
     caller: &mut Frame,
@@ -248,9 +261,9 @@ fn residual_primitive<M: Machine>(
     let method_w = m.konst(method as u64);
     let n = m.konst(argc as u64);
     let ctx = vm as *mut Vm as *mut u8;
-    // SAFETY: `primitive_entry` gets the VM, a primitive method and the address of
-    // its receiver and arguments, which `materialise` put in memory.
-    match unsafe { m.call_checked(primitive_entry, ctx, &[method_w, args, n], Effects::ALL) } {
+    // SAFETY: `invoke_entry` gets the VM, a method and the address of its receiver
+    // and arguments, which `materialise` put in memory.
+    match unsafe { m.call_checked(invoke_entry, ctx, &[method_w, args, n], Effects::ALL) } {
         Some(v) => Ok(v),
         None => Err(vm
             .pending_unwind
@@ -259,24 +272,14 @@ fn residual_primitive<M: Machine>(
     }
 }
 
-/// Runs the primitive `method` on the receiver and `argc` arguments at `args` (in the
-/// value stack); answers its result, or 0 with the unwind left in `vm.pending_unwind`.
+/// Invokes `method` on the receiver and `argc` arguments at `args` (in the value
+/// stack); answers its result, or 0 with the unwind left in `vm.pending_unwind`.
 ///
 /// # Safety
-/// `vm` is the running VM, `method` a primitive method, `args` the address of
-/// `argc + 1` values in its value stack with free room above them.
-unsafe extern "C" fn primitive_entry(
-    vm: *mut u8,
-    method: u64,
-    args: u64,
-    argc: u64,
-    _: u64,
-) -> u64 {
+/// `vm` is the running VM, `method` a method, `args` the address of `argc + 1` values
+/// in its value stack with free room above them.
+unsafe extern "C" fn invoke_entry(vm: *mut u8, method: u64, args: u64, argc: u64, _: u64) -> u64 {
     let vm = &mut *(vm as *mut Vm);
-    let method = &*(method as *const Method);
-    let MethodBody::Primitive(p) = method.body else {
-        unreachable!("traces call primitives only")
-    };
     // A frame over the arguments; it runs no method. Backtraces mark its place, for
     // the activations the trace inlined (see `tier2`).
     let mut f = Frame {
@@ -291,7 +294,7 @@ unsafe extern "C" fn primitive_entry(
     };
     let saved = vm.current_frame;
     vm.current_frame = &f;
-    let r = p(vm, &mut f, argc as usize);
+    let r = invoke_method(vm, &mut f, method as *mut Method, argc as usize);
     vm.current_frame = saved;
     match r {
         Ok(v) => v.bits(),
@@ -309,6 +312,7 @@ pub fn invoke_block<M: Machine>(
     m: &mut M,
     vm: &mut Vm,
     caller: &mut Frame,
+    value: *mut Method,
     argc: usize,
 ) -> VmResult<M::W> {
     let block = m.peek(caller, argc);
@@ -320,13 +324,17 @@ pub fn invoke_block<M: Machine>(
         let receiver = m.load_immutable(block, BLOCK_RECEIVER_OFFSET);
         (m.promote(method) as *mut Method, context, receiver)
     };
-    // SAFETY: block methods are immortal.
-    let want = unsafe { (*method).num_args };
+    // SAFETY: block methods are immortal bytecode methods.
+    let (want, code) = unsafe { ((*method).num_args, (*method).code().unwrap_unchecked()) };
     if want != argc {
         m.cannot_trace(AbortReason::Unsupported);
         return vm.err(format!(
             "a block with {want} arguments was called with {argc}"
         ));
+    }
+    if !inlines(m, code) {
+        // `value` (the primitive method this send found) evaluates it residually.
+        return residual_invoke(m, vm, caller, value, argc);
     }
     // The block's frame starts at the block itself: slot 0 becomes the home self.
     let at = caller.sp - argc - 1;

@@ -11,7 +11,8 @@ use crate::value::Value;
 /// sends evaluate through `invoke_block` directly (and traces inline); this entry
 /// serves the table and callers that hold the function.
 fn value(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    invoke_block(&mut metajit::Concrete, vm, f, argc).map(Value::from_bits)
+    // The interpreter inlines every block, so the `value` method is not needed.
+    invoke_block(&mut metajit::Concrete, vm, f, std::ptr::null_mut(), argc).map(Value::from_bits)
 }
 
 /// Is the primitive `class>>selector` one of the block `value` primitives?
