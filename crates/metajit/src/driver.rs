@@ -158,6 +158,11 @@ impl Driver {
     /// A back-edge to the header of `cell` was taken.
     #[inline]
     pub fn on_back_edge(&mut self, cell: &LoopCell) -> Action {
+        self.tick(cell, self.options.threshold)
+    }
+
+    #[inline]
+    fn tick(&mut self, cell: &LoopCell, threshold: u32) -> Action {
         match cell.get() {
             LoopState::Compiled(n) => {
                 self.stats.trace_entries += 1;
@@ -166,7 +171,7 @@ impl Driver {
             LoopState::Blacklisted => Action::Interpret,
             LoopState::Counting { count, aborts } => {
                 let count = count + 1;
-                let needed = (self.options.threshold.max(1) as u64) << aborts;
+                let needed = (threshold.max(1) as u64) << aborts;
                 if count as u64 >= needed {
                     cell.set(LoopState::Counting { count: 0, aborts });
                     self.stats.recordings += 1;
@@ -177,6 +182,13 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// An activation of a loop-less method whose state word is `cell` begins
+    /// (counted against `function_threshold`).
+    #[inline]
+    pub fn on_entry(&mut self, cell: &LoopCell) -> Action {
+        self.tick(cell, self.options.function_threshold)
     }
 
     /// The recording of `cell`'s loop became compiled trace `n`.

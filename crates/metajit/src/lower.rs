@@ -29,6 +29,10 @@ use std::time::{Duration, Instant};
 /// trace next. Any other answer is the number of the snapshot it left through.
 pub const TO_LOOP: u64 = u64::MAX;
 
+/// What an entry trace (or its bridge) answers when the activation returns; the
+/// result is in word 0 of the exit buffer.
+pub const FINISHED: u64 = u64::MAX - 1;
+
 /// A compiled loop or bridge (see the module documentation). A bridge reads its
 /// inputs (`param`) from `exits` before it writes any exit there.
 pub type TraceFn =
@@ -173,6 +177,13 @@ impl TraceBackend {
                 Op::AuxLoad(n) => Some(b.ins().load(types::I64, flags, aux, 8 * *n as i32)),
                 Op::SlotAddr(n) => Some(b.ins().iadd_imm_s(base, 8 * *n as i64)),
                 Op::Param(n) => Some(b.ins().load(types::I64, flags, exits, 8 * *n as i32)),
+                &Op::Finish(v) => {
+                    let v = lw.val(&mut b, v);
+                    b.ins().store(flags, v, exits, 0);
+                    let st = b.ins().iconst(types::I64, FINISHED as i64);
+                    b.ins().return_(&[st]);
+                    None
+                }
                 Op::ToLoop => {
                     let st = b.ins().iconst(types::I64, TO_LOOP as i64);
                     b.ins().return_(&[st]);

@@ -189,6 +189,43 @@ impl Recorder {
         }
     }
 
+    /// Starts recording an entry trace of the activation `f` of code `key.code`,
+    /// which is about to run its first instruction (`key.pc`); it closes when `f`
+    /// returns ([`Recorder::close_function`]).
+    pub fn start_function<F: StackFrame>(
+        key: LoopKey,
+        f: &mut F,
+        entry: u64,
+        naux: usize,
+        limits: RecordLimits,
+    ) -> Recorder {
+        let mut r = Recorder::start(key, f, entry, naux, limits);
+        r.trace.ops.clear();
+        r
+    }
+
+    /// Closes an entry trace (or a bridge of one) where its root activation returns
+    /// `result`.
+    pub fn close_function(mut self, result: Traced) -> Result<Trace, AbortReason> {
+        if let Some(why) = self.aborted {
+            return Err(why);
+        }
+        self.trace.push(Op::Finish(result.r));
+        self.check();
+        Ok(self.trace)
+    }
+
+    fn check(&self) {
+        if cfg!(debug_assertions) {
+            if let Err(e) = verify(&self.trace) {
+                panic!(
+                    "the recorder produced an invalid trace: {e}\n{}",
+                    self.trace.to_text()
+                );
+            }
+        }
+    }
+
     /// Starts recording a bridge from snapshot `snap` of `parent`: the activations and
     /// slot values its guard's exit saved, which the bridge reads as `param`s. The
     /// client rebuilds the activations concretely, root frame `root` first, and
@@ -324,14 +361,7 @@ impl Recorder {
             self.trace.push(Op::AuxStore(i as u16, r));
         }
         self.trace.push(end);
-        if cfg!(debug_assertions) {
-            if let Err(e) = verify(&self.trace) {
-                panic!(
-                    "the recorder produced an invalid trace: {e}\n{}",
-                    self.trace.to_text()
-                );
-            }
-        }
+        self.check();
         Ok(self.trace)
     }
 

@@ -162,6 +162,8 @@ pub struct Code {
     pub backedges: Vec<Cell<u32>>,
     /// Tier 2's state word of each loop (indexed like `backedges`).
     pub loops: Vec<metajit::driver::LoopCell>,
+    /// Tier 2's state word of the code's entry trace (loop-less code only).
+    pub entry: metajit::driver::LoopCell,
     /// Source line of each op (for backtraces).
     pub lines: Vec<u32>,
     /// Operand-stack depth before each op (the same on every path to it).

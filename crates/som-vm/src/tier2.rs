@@ -29,7 +29,7 @@ use metajit::deopt::{ExitMap, FrameState};
 pub use metajit::driver::TraceOptions;
 use metajit::driver::{Action, Driver, LoopCell};
 use metajit::ir::{LoopKey, Trace};
-use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, TO_LOOP};
+use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, FINISHED, TO_LOOP};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
 use metajit::{Concrete, Machine, Step};
 use std::collections::HashMap;
@@ -52,6 +52,8 @@ struct LoopTrace {
     root: usize,
     /// Bridges grown from this loop (for a loop trace).
     bridge_count: u32,
+    /// An entry trace (or its bridge): it ends with the activation's return.
+    function: bool,
 }
 
 /// The tracing JIT of a VM.
@@ -220,23 +222,26 @@ fn limits(vm: &Vm) -> RecordLimits {
     }
 }
 
-/// How recording the root frame up to the loop header ended.
+/// How recording the root frame ended.
 enum RootEnd {
     /// The back-edge to the header: the trace can close.
     Closed,
+    /// The root activation of an entry trace returned this.
+    Returned(metajit::record::Traced),
     /// Recording stopped; the activation goes on as this says.
     Stopped(VmResult<ExitOutcome>),
 }
 
 /// Runs the root activation `f` with the recorder from its pc to the back-edge to
-/// `header`. The recording executes the program as the interpreter would, so however
-/// it ends the activation is at an instruction boundary and goes on normally.
+/// `header` (a loop), or, with no header, to its return (an entry trace). The
+/// recording executes the program as the interpreter would, so however it ends the
+/// activation is at an instruction boundary and goes on normally.
 fn record_root(
     rec: &mut Recorder,
     vm: &mut Vm,
     code: &Code,
     f: &mut Frame,
-    header: u32,
+    header: Option<u32>,
 ) -> RootEnd {
     loop {
         let pc = f.pc;
@@ -253,11 +258,12 @@ fn record_root(
             }
             Step::BackEdge(t) => {
                 f.pc = t;
-                if t == header {
+                if Some(t) == header {
                     return RootEnd::Closed;
                 }
                 rec.abort(AbortReason::InnerLoop);
             }
+            Step::Return(v) if header.is_none() => return RootEnd::Returned(v),
             Step::Return(v) => {
                 rec.abort(AbortReason::LeftRootFrame);
                 return RootEnd::Stopped(Ok(ExitOutcome::Returned(Value::from_bits(v.bits))));
@@ -296,36 +302,84 @@ fn record(
         extra,
     };
     let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits(vm));
-    let end = record_root(&mut rec, vm, code, f, header);
+    let end = record_root(&mut rec, vm, code, f, Some(header));
     let t2 = vm.tier2.as_mut().expect("tracing mode");
-    if let RootEnd::Stopped(outcome) = end {
-        let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
-        t2.driver.aborted(cell, why);
-        return outcome;
-    }
-    let trace = match rec.close_loop() {
-        Ok(trace) => trace,
-        Err(why) => {
+    match end {
+        RootEnd::Closed => {}
+        RootEnd::Stopped(outcome) => {
+            let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
             t2.driver.aborted(cell, why);
-            return Ok(ExitOutcome::Continue);
+            return outcome;
         }
-    };
-    let (ops, guards) = (trace.ops.len(), trace.guards());
-    match install(vm, code, trace, None) {
-        Some(n) => vm
-            .tier2
-            .as_mut()
-            .expect("tracing mode")
-            .driver
-            .compiled(cell, n, ops, guards),
-        None => vm
-            .tier2
-            .as_mut()
-            .expect("tracing mode")
-            .driver
-            .aborted(cell, AbortReason::Unsupported),
+        RootEnd::Returned(_) => unreachable!("loops close at their header"),
+    }
+    match rec.close_loop() {
+        Ok(trace) => compiled_root(vm, code, trace, cell),
+        Err(why) => t2.driver.aborted(cell, why),
     }
     Ok(ExitOutcome::Continue)
+}
+
+/// Compiles and installs a loop or entry trace recorded for `cell`.
+fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell) {
+    let (ops, guards) = (trace.ops.len(), trace.guards());
+    let installed = install(vm, code, trace, None);
+    let driver = &mut vm.tier2.as_mut().expect("tracing mode").driver;
+    match installed {
+        Some(n) => driver.compiled(cell, n, ops, guards),
+        None => driver.aborted(cell, AbortReason::Unsupported),
+    }
+}
+
+/// An activation of loop-less `code` begins in `f` (tracing mode): counts it, and
+/// records or runs its entry trace. `Returned` when the activation is over; otherwise
+/// the interpreter runs it from `f.pc` (which a trace's exit may have moved).
+pub fn on_entry(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutcome> {
+    let Some(t2) = vm.tier2.as_mut() else {
+        return Ok(ExitOutcome::Continue);
+    };
+    match t2.driver.on_entry(&code.entry) {
+        Action::Interpret => Ok(ExitOutcome::Continue),
+        Action::Record => record_function(vm, code, f),
+        Action::Enter(n) => run_trace(vm, code, n as usize, f),
+    }
+}
+
+/// Records the entry trace of `code`, whose activation `f` is about to begin.
+fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutcome> {
+    let key = LoopKey {
+        code: code as *const Code as u64,
+        pc: 0,
+        extra: 0,
+    };
+    let mut rec = Recorder::start_function(key, f, f.method as u64, FRAME_AUX, limits(vm));
+    let end = record_root(&mut rec, vm, code, f, None);
+    let cell = &code.entry;
+    match end {
+        RootEnd::Returned(v) => {
+            let result = Value::from_bits(v.bits);
+            match rec.close_function(v) {
+                Ok(trace) => compiled_root(vm, code, trace, cell),
+                Err(why) => vm
+                    .tier2
+                    .as_mut()
+                    .expect("tracing mode")
+                    .driver
+                    .aborted(cell, why),
+            }
+            Ok(ExitOutcome::Returned(result))
+        }
+        RootEnd::Stopped(outcome) => {
+            let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
+            vm.tier2
+                .as_mut()
+                .expect("tracing mode")
+                .driver
+                .aborted(cell, why);
+            outcome
+        }
+        RootEnd::Closed => unreachable!("entry traces have no loop"),
+    }
 }
 
 /// Compiles `trace` (a loop, or a bridge of `bridge_of` = (trace, snapshot)) and adds
@@ -351,7 +405,12 @@ fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32
     }
     let n = t2.traces.len();
     let snaps = trace.snaps.len();
+    let function = match bridge_of {
+        Some((parent, _)) => t2.traces[parent].function,
+        None => matches!(trace.ops.last(), Some(metajit::ir::Op::Finish(_))),
+    };
     let t = LoopTrace {
+        function,
         bridge_count: 0,
         reach: trace_reach(&trace),
         root: bridge_of.map_or(n, |(parent, _)| t2.traces[parent].root),
@@ -408,8 +467,9 @@ const RESIDUAL_ROOM: usize = 1024;
 const MAX_BRIDGES: u32 = 100;
 const BRIDGE_TRIES: u32 = 4;
 
-/// Runs compiled loop `n` in the activation `f` (at its loop header): the loop's
-/// trace, and the bridges its guards lead to, until a guard without a bridge fails.
+/// Runs compiled trace `n` in the activation `f` (at its loop header, or at its
+/// first instruction for an entry trace): the trace, and the bridges its guards lead
+/// to, until a guard without a bridge fails (or the entry trace returns).
 /// Then the guard's snapshot goes back into the interpreter (see [`deoptimise`]);
 /// a guard that failed `bridge_threshold` times first gets a bridge recorded from
 /// there.
@@ -440,6 +500,9 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
         if snap == TO_LOOP {
             current = n;
             continue;
+        }
+        if snap == FINISHED {
+            return Ok(ExitOutcome::Returned(Value::from_bits(t2.exits[0])));
         }
         let snap = snap as usize;
         if let Some(b) = t2.traces[current].bridges[snap] {
@@ -492,6 +555,9 @@ fn deoptimise<M: Machine>(
         set_aux(f, i, s.value(&t2.exits));
     }
     if map.frames.len() == 1 {
+        if let Some(u) = vm.pending_unwind.as_deref_mut() {
+            fill_in_inlined_frames(&[], u);
+        }
         return match vm.pending_unwind.take() {
             // The failed call was made by the root frame itself.
             Some(u) => complete_send(m, vm, code, f, Err(u)),
@@ -526,7 +592,7 @@ fn record_bridge(
     let lim = limits(vm);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     t2.driver.stats.recordings += 1;
-    let header = t2.traces[parent].trace.key.pc;
+    let header = (!t2.traces[parent].function).then_some(t2.traces[parent].trace.key.pc);
     let mut rec = Recorder::start_bridge(&t2.traces[parent].trace, snap, f, FRAME_AUX, lim);
     match deoptimise(&mut rec, vm, code, f, parent, snap as usize) {
         Ok(ExitOutcome::Continue) => {}
@@ -535,41 +601,42 @@ fn record_bridge(
     if rec.aborted().is_some() {
         return Ok(ExitOutcome::Continue);
     }
-    if let RootEnd::Stopped(outcome) = record_root(&mut rec, vm, code, f, header) {
-        let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
-        *vm.tier2
-            .as_mut()
-            .expect("tracing mode")
-            .driver
-            .stats
-            .aborts
-            .entry(why)
-            .or_default() += 1;
-        return outcome;
-    }
-    match rec.close_bridge() {
+    let (closed, outcome) = match record_root(&mut rec, vm, code, f, header) {
+        RootEnd::Stopped(outcome) => {
+            count_abort(vm, &rec);
+            return outcome;
+        }
+        // The activation is at the loop header; the interpreter goes on (and enters
+        // the loop's trace at the next back-edge).
+        RootEnd::Closed => (rec.close_bridge(), ExitOutcome::Continue),
+        // The activation of an entry trace returned.
+        RootEnd::Returned(v) => (
+            rec.close_function(v),
+            ExitOutcome::Returned(Value::from_bits(v.bits)),
+        ),
+    };
+    match closed {
         Ok(bridge) => {
             install(vm, code, bridge, Some((parent, snap)));
         }
         Err(why) => {
-            *vm.tier2
-                .as_mut()
-                .expect("tracing mode")
-                .driver
-                .stats
-                .aborts
-                .entry(why)
-                .or_default() += 1;
+            let stats = &mut vm.tier2.as_mut().expect("tracing mode").driver.stats;
+            *stats.aborts.entry(why).or_default() += 1;
         }
     }
-    // The activation is at the loop header; the interpreter goes on (and enters the
-    // loop's trace at the next back-edge).
-    Ok(ExitOutcome::Continue)
+    Ok(outcome)
+}
+
+/// Counts why a bridge recording stopped.
+fn count_abort(vm: &mut Vm, rec: &Recorder) {
+    let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
+    let stats = &mut vm.tier2.as_mut().expect("tracing mode").driver.stats;
+    *stats.aborts.entry(why).or_default() += 1;
 }
 
 /// A residual call made inside inlined activations failed: its error's backtrace
 /// has a placeholder where they belong; put them there, innermost first.
-fn fill_in_inlined_frames(labels: &[String], u: &mut Unwind) {
+pub(crate) fn fill_in_inlined_frames(labels: &[String], u: &mut Unwind) {
     let Unwind::Error { backtrace, .. } = u else {
         return;
     };

@@ -40,7 +40,7 @@ const MODES: &[&[&str]] = &[
         "--mode",
         "tracing",
         "--jit",
-        "threshold=1,deopt_every=3,bridge_threshold=2",
+        "threshold=1,function_threshold=1,deopt_every=3,bridge_threshold=2",
     ],
     // GC stress (a collection every 50 allocations), both tiers.
     &["--mode", "interp", "--gc-stress", "50"],

@@ -43,13 +43,13 @@ const MODES: &[&[&str]] = &[
         "--mode",
         "tracing",
         "--jit",
-        "threshold=1,bridge_threshold=1",
+        "threshold=1,function_threshold=1,bridge_threshold=1",
     ],
     &[
         "--mode",
         "tracing",
         "--jit",
-        "threshold=1,deopt_every=3,bridge_threshold=2",
+        "threshold=1,function_threshold=1,deopt_every=3,bridge_threshold=2",
     ],
     // GC stress: a collection at every allocation (interpreter) and at every third
     // (everything compiled), so any object the VM forgot to root is freed and reused.

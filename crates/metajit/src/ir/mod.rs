@@ -167,6 +167,9 @@ pub enum Op {
     Jump,
     /// A bridge's end: continue in its loop's trace, from the header.
     ToLoop,
+    /// The end of an entry trace (or of its bridge): the root activation returns the
+    /// operand.
+    Finish(Ref),
 }
 
 impl Op {
@@ -208,7 +211,7 @@ impl Op {
             | Op::Poll
             | Op::Jump
             | Op::ToLoop => vec![],
-            &Op::CallCheck(w, _) => vec![w],
+            &Op::CallCheck(w, _) | &Op::Finish(w) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]
             }
@@ -233,8 +236,10 @@ pub struct LoopKey {
 }
 
 /// A recorded trace: instructions, constants and snapshots. A loop trace runs its
-/// loop until a guard fails; a bridge starts where a guard of another trace failed
-/// (from that guard's saved values, `param`) and ends at the loop header (`toloop`).
+/// loop until a guard fails; an entry trace runs an activation from its first
+/// instruction to its return (`finish`); a bridge starts where a guard of another
+/// trace failed (from that guard's saved values, `param`) and ends where its parent
+/// does (at the loop header, `toloop`, or with the return, `finish`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Trace {
     pub key: LoopKey,

@@ -50,11 +50,12 @@ pub fn verify(t: &Trace) -> Result<(), String> {
                     return Err(format!("%{at}: a second loop header"));
                 }
             }
-            Op::Jump | Op::ToLoop if at + 1 != t.ops.len() => {
+            Op::Jump | Op::ToLoop | Op::Finish(_) if at + 1 != t.ops.len() => {
                 return Err(format!("%{at}: the trace goes on after its end"))
             }
             Op::Jump if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
             Op::ToLoop if loops > 0 => return Err(format!("%{at}: a loop trace ends as a bridge")),
+            Op::Finish(_) if loops > 0 => return Err(format!("%{at}: a loop trace returns")),
             Op::Param(_) if loops > 0 => return Err(format!("%{at}: a loop trace with a param")),
             Op::Call { args, .. } if args.len() > MAX_CALL_ARGS => {
                 return Err(format!(
@@ -65,8 +66,8 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             _ => {}
         }
     }
-    if !matches!(t.ops.last(), Some(Op::Jump | Op::ToLoop)) {
-        return Err("the trace does not end with jump or toloop".into());
+    if !matches!(t.ops.last(), Some(Op::Jump | Op::ToLoop | Op::Finish(_))) {
+        return Err("the trace does not end with jump, toloop or finish".into());
     }
     Ok(())
 }
@@ -100,6 +101,8 @@ mod tests {
         );
         check("loop\n%a = sload 0\n", "does not end with jump");
         verify(&parse("%p = param 0\nsstore 1, %p\ntoloop\n").unwrap()).unwrap();
+        verify(&parse("%a = sload 1\nfinish %a\n").unwrap()).unwrap();
+        check("loop\n%a = sload 1\nfinish %a\n", "a loop trace returns");
         check("%a = sload 0\njump\n", "without a loop header");
         check("loop\njump\nloop\njump\n", "goes on after its end");
         check("loop\n%p = param 0\njump\n", "a loop trace with a param");

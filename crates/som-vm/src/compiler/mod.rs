@@ -307,6 +307,7 @@ impl<'a> Compiler<'a> {
             invocations: Cell::new(0),
             backedges: (0..s.backedges).map(|_| Cell::new(0)).collect(),
             loops: (0..s.backedges).map(|_| Default::default()).collect(),
+            entry: Default::default(),
             lines: s.lines,
             depths: s.depths,
             tier1: Cell::new(crate::bytecode::Tier1State::NotCompiled),

@@ -4,7 +4,7 @@
 //! their home activation. Also the entry points for sends from Rust (`send_values`).
 
 use crate::bytecode::{Code, SendSite, Tier1State};
-use crate::interpreter::dispatch::execute;
+use crate::interpreter::dispatch::{execute, ExitOutcome};
 use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
 use crate::interpreter::handlers::{is_int, CLASS_OFFSET, CONTEXT_SLOTS_OFFSET};
 use crate::object::{Block, Class, Context, Method, MethodBody};
@@ -265,10 +265,15 @@ fn residual_invoke<M: Machine>(
     // and arguments, which `materialise` put in memory.
     match unsafe { m.call_checked(invoke_entry, ctx, &[method_w, args, n], Effects::ALL) } {
         Some(v) => Ok(v),
-        None => Err(vm
-            .pending_unwind
-            .take()
-            .unwrap_or_else(|| vm.error("internal error: a primitive failed without a reason"))),
+        None => {
+            let mut u = vm.pending_unwind.take().unwrap_or_else(|| {
+                vm.error("internal error: a residual call failed without a reason")
+            });
+            // It failed while recording, where every activation has its frame: the
+            // backtrace's placeholder for inlined ones stands for none.
+            crate::tier2::fill_in_inlined_frames(&[], &mut u);
+            Err(u)
+        }
     }
 }
 
@@ -408,6 +413,13 @@ fn activate<M: Machine>(
     vm.current_frame = &f;
     let r = if M::RECORDS {
         execute(m, vm, code, &mut f)
+    } else if vm.tier2.is_some() && code.loops.is_empty() {
+        // Tracing mode: loop-less code gets an entry trace (`function_threshold`).
+        match crate::tier2::on_entry(vm, code, &mut f) {
+            Ok(ExitOutcome::Returned(v)) => Ok(m.konst(v.bits())),
+            Ok(_) => execute(m, vm, code, &mut f),
+            Err(e) => Err(e),
+        }
     } else {
         match tier1_code(vm, code) {
             Some(native) => run_native(vm, native, &mut f).map(|v| m.konst(v.bits())),
