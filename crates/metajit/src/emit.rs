@@ -273,7 +273,8 @@ impl Emit<'_, '_> {
     }
 }
 
-fn int_cc(c: Cmp) -> IntCC {
+/// The Cranelift condition of a signed integer comparison.
+pub(crate) fn int_cc(c: Cmp) -> IntCC {
     match c {
         Cmp::Eq => IntCC::Equal,
         Cmp::Ne => IntCC::NotEqual,
@@ -281,6 +282,18 @@ fn int_cc(c: Cmp) -> IntCC {
         Cmp::Le => IntCC::SignedLessThanOrEqual,
         Cmp::Gt => IntCC::SignedGreaterThan,
         Cmp::Ge => IntCC::SignedGreaterThanOrEqual,
+    }
+}
+
+/// The Cranelift condition of an IEEE float comparison.
+pub(crate) fn float_cc(c: Cmp) -> FloatCC {
+    match c {
+        Cmp::Eq => FloatCC::Equal,
+        Cmp::Ne => FloatCC::NotEqual,
+        Cmp::Lt => FloatCC::LessThan,
+        Cmp::Le => FloatCC::LessThanOrEqual,
+        Cmp::Gt => FloatCC::GreaterThan,
+        Cmp::Ge => FloatCC::GreaterThanOrEqual,
     }
 }
 
@@ -411,14 +424,7 @@ impl Machine for Emit<'_, '_> {
         })
     }
     fn fcmp(&mut self, c: Cmp, a: Value, b: Value) -> bool {
-        let cc = match c {
-            Cmp::Eq => FloatCC::Equal,
-            Cmp::Ne => FloatCC::NotEqual,
-            Cmp::Lt => FloatCC::LessThan,
-            Cmp::Le => FloatCC::LessThanOrEqual,
-            Cmp::Gt => FloatCC::GreaterThan,
-            Cmp::Ge => FloatCC::GreaterThanOrEqual,
-        };
+        let cc = float_cc(c);
         self.decide(|m| {
             let flags = MemFlagsData::new();
             let x = m.b.ins().bitcast(types::F64, flags, a);

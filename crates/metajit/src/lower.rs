@@ -12,17 +12,17 @@
 //! every Nth time as if its condition did not hold (testing the exits, as V8's
 //! `--deopt-every-n-times`).
 
+use crate::emit::{float_cc, int_cc};
 use crate::ir::{verify::verify, MemKind, Op, OvfOp, Ref, SnapId, Trace};
-use crate::machine::{BinOp, Cmp, FBinOp};
-use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use crate::machine::{BinOp, FBinOp};
+use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
 };
-use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
-use cranelift_jit::{JITBuilder, JITModule};
-use cranelift_module::{default_libcall_names, Module};
+use cranelift_jit::JITModule;
+use cranelift_module::Module;
 use std::time::{Duration, Instant};
 
 /// What a bridge answers when it reaches the loop header (`toloop`): run the loop's
@@ -72,29 +72,8 @@ pub struct TraceBackend {
 
 impl TraceBackend {
     pub fn new(options: LowerOptions) -> Result<TraceBackend, String> {
-        let mut flags = settings::builder();
-        let mut set = |k: &str, v: &str| {
-            flags
-                .set(k, v)
-                .map_err(|e| format!("cranelift flag {k}: {e}"))
-        };
-        set("use_colocated_libcalls", "false")?;
-        set("is_pic", "false")?;
         // Traces are hot by construction: let Cranelift optimise them.
-        set("opt_level", "speed")?;
-        set(
-            "enable_verifier",
-            if cfg!(debug_assertions) {
-                "true"
-            } else {
-                "false"
-            },
-        )?;
-        let isa = cranelift_native::builder()
-            .map_err(|e| format!("unsupported host: {e}"))?
-            .finish(settings::Flags::new(flags))
-            .map_err(|e| format!("cranelift: {e}"))?;
-        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let module = crate::backend::jit_module("speed")?;
         let ctx = module.make_context();
         Ok(TraceBackend {
             module,
@@ -437,27 +416,5 @@ impl Lowerer<'_> {
         let next = b.ins().select(hit, zero, c1);
         b.ins().store(flags, next, addr, 0);
         self.exit_if(b, hit, true, snap);
-    }
-}
-
-fn int_cc(c: Cmp) -> IntCC {
-    match c {
-        Cmp::Eq => IntCC::Equal,
-        Cmp::Ne => IntCC::NotEqual,
-        Cmp::Lt => IntCC::SignedLessThan,
-        Cmp::Le => IntCC::SignedLessThanOrEqual,
-        Cmp::Gt => IntCC::SignedGreaterThan,
-        Cmp::Ge => IntCC::SignedGreaterThanOrEqual,
-    }
-}
-
-fn float_cc(c: Cmp) -> FloatCC {
-    match c {
-        Cmp::Eq => FloatCC::Equal,
-        Cmp::Ne => FloatCC::NotEqual,
-        Cmp::Lt => FloatCC::LessThan,
-        Cmp::Le => FloatCC::LessThanOrEqual,
-        Cmp::Gt => FloatCC::GreaterThan,
-        Cmp::Ge => FloatCC::GreaterThanOrEqual,
     }
 }

@@ -6,7 +6,7 @@
 use metajit::backend::Tier1Backend;
 use metajit::emit::{Emit, FrameLayout, PathEnd};
 use metajit::shallow::{status, EntryFn, Flow, Lowering, MethodShape};
-use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, StackFrame, Step};
+use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, Step};
 
 #[derive(Debug, Clone, Copy)]
 enum Op {
@@ -26,29 +26,8 @@ enum Op {
     Ret,
 }
 
-#[repr(C)]
-struct Frame {
-    /// Slot 0 of this activation's slots.
-    base: *mut u64,
-    sp: usize,
-    pc: u32,
-    aux: [u64; 1],
-}
-
-impl StackFrame for Frame {
-    fn slot_base(&mut self) -> *mut u64 {
-        self.base
-    }
-    fn sp(&self) -> usize {
-        self.sp
-    }
-    fn set_sp(&mut self, sp: usize) {
-        self.sp = sp
-    }
-    fn aux_base(&mut self) -> *mut u64 {
-        self.aux.as_mut_ptr()
-    }
-}
+mod toy_frame;
+use toy_frame::Frame;
 
 type ToyStep<M> = Step<<M as Machine>::W, ()>;
 

@@ -9,7 +9,7 @@ use metajit::driver::{Action, Driver, LoopCell, TraceOptions};
 use metajit::ir::{LoopKey, Trace};
 use metajit::lower::{Compiled, LowerOptions, TraceBackend};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
-use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, StackFrame, Step};
+use metajit::{interpreter_definition, BinOp, Cmp, Concrete, Machine, Step};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Op {
@@ -39,29 +39,8 @@ struct Function {
     args: usize,
 }
 
-#[repr(C)]
-struct Frame {
-    base: *mut u64,
-    sp: usize,
-    pc: u32,
-    /// Auxiliary word 0: the function this activation runs.
-    aux: [u64; 1],
-}
-
-impl StackFrame for Frame {
-    fn slot_base(&mut self) -> *mut u64 {
-        self.base
-    }
-    fn sp(&self) -> usize {
-        self.sp
-    }
-    fn set_sp(&mut self, sp: usize) {
-        self.sp = sp
-    }
-    fn aux_base(&mut self) -> *mut u64 {
-        self.aux.as_mut_ptr()
-    }
-}
+mod toy_frame;
+use toy_frame::Frame;
 
 type ToyStep<M> = Step<<M as Machine>::W, (usize, usize)>;
 

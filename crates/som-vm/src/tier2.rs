@@ -15,7 +15,7 @@
 //! evaluation, a non-local return) or needs the runtime inside a handler ends the
 //! recording, counted by reason; those loops stay interpreted.
 
-use crate::bytecode::Code;
+use crate::bytecode::{Code, Op};
 use crate::interpreter::dispatch::{after_send, execute, perform_exit, ExitOutcome};
 use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
 use crate::interpreter::ops;
@@ -27,6 +27,23 @@ use crate::unwind::VmResult;
 use crate::value::Value;
 use metajit::deopt::{ExitMap, FrameState};
 pub use metajit::driver::TraceOptions;
+
+/// The environment variable that sets `deopt_every` for every VM in tracing mode
+/// that does not set it itself: `SOM_DEOPT_EVERY=3 cargo test --workspace` runs the
+/// whole suite's tracing runs with every third guard check failing.
+pub const DEOPT_EVERY_ENV: &str = "SOM_DEOPT_EVERY";
+
+/// Tier 2's default options (PyPy's), with `deopt_every` from [`DEOPT_EVERY_ENV`].
+pub fn trace_options() -> TraceOptions {
+    let mut o = TraceOptions::default();
+    if let Some(n) = std::env::var(DEOPT_EVERY_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        o.deopt_every = n;
+    }
+    o
+}
 use metajit::driver::{Action, Driver, LoopCell};
 use metajit::ir::{LoopKey, Trace};
 use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, FINISHED, TO_LOOP};
@@ -142,15 +159,15 @@ unsafe extern "C" fn safepoint(vm: *mut u8) {
     vm.heap.safepoint();
 }
 
-/// The interpreter took the back-edge just before `f.pc` of `code` (tracing mode):
-/// counts it, and records or runs the loop's trace.
+/// The interpreter took the back-edge `op` of `code` to `f.pc` (tracing mode):
+/// counts it, and records or runs the loop's trace. Out of line and cold, so the
+/// interpreter's loop carries nothing of it.
+#[cold]
 #[inline(never)]
-pub fn on_back_edge(
-    vm: &mut Vm,
-    code: &Code,
-    f: &mut Frame,
-    counter: u16,
-) -> VmResult<ExitOutcome> {
+pub fn on_back_edge(vm: &mut Vm, code: &Code, f: &mut Frame, op: Op) -> VmResult<ExitOutcome> {
+    let Op::BackJump { counter, .. } = op else {
+        unreachable!("back-edges come from back-jumps")
+    };
     let header = f.pc;
     let extra = library_loop_key(vm, code, f);
     let Some(t2) = vm.tier2.as_mut() else {
@@ -334,6 +351,8 @@ fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell) {
 /// An activation of loop-less `code` begins in `f` (tracing mode): counts it, and
 /// records or runs its entry trace. `Returned` when the activation is over; otherwise
 /// the interpreter runs it from `f.pc` (which a trace's exit may have moved).
+#[cold]
+#[inline(never)]
 pub fn on_entry(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutcome> {
     let Some(t2) = vm.tier2.as_mut() else {
         return Ok(ExitOutcome::Continue);
@@ -729,7 +748,6 @@ fn complete_send<M: Machine>(
 
 /// The argument count of the send at `pc` (a send or an operation with a send site).
 fn send_argc(code: &Code, pc: u32) -> usize {
-    use crate::bytecode::Op;
     match code.ops[pc as usize] {
         Op::Send(s)
         | Op::SuperSend(s)

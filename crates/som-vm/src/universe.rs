@@ -61,7 +61,7 @@ impl Default for Options {
         Options {
             mode: Mode::Interp,
             tier1: Tier1Options::default(),
-            tier2: metajit::driver::TraceOptions::default(),
+            tier2: crate::tier2::trace_options(),
             jit_log: None,
             classpath: Vec::new(),
             max_stack_depth: 100_000,

@@ -197,7 +197,7 @@ impl Cli {
 
     /// The `--jit` settings as tier-2 options.
     pub fn tier2_options(&self) -> som_vm::tier2::TraceOptions {
-        let mut o = som_vm::tier2::TraceOptions::default();
+        let mut o = som_vm::tier2::trace_options();
         for (k, v) in self.jit.iter().flatten() {
             match k.as_str() {
                 "threshold" => o.threshold = *v,
