@@ -73,6 +73,24 @@ pub(crate) fn jit_module(opt_level: &str) -> Result<JITModule, String> {
     )))
 }
 
+/// Compiles the function built in `ctx` as `id`, makes it executable, and answers
+/// its address and code size (shared by both tiers' backends).
+pub(crate) fn define(
+    module: &mut JITModule,
+    ctx: &mut Context,
+    id: cranelift_module::FuncId,
+) -> Result<(*const u8, usize), String> {
+    module
+        .define_function(id, ctx)
+        .map_err(|e| format!("{e:?}"))?;
+    let size = ctx
+        .compiled_code()
+        .map_or(0, |c| c.code_info().total_size as usize);
+    module.clear_context(ctx);
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    Ok((module.get_finalized_function(id), size))
+}
+
 impl Tier1Backend {
     pub fn new() -> Result<Tier1Backend, String> {
         // Tier 1 must compile cheaply.
@@ -343,18 +361,8 @@ impl Tier1Backend {
         b.seal_all_blocks();
         b.finalize(self.module.target_config());
 
-        self.module
-            .define_function(id, &mut self.ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let size = self
-            .ctx
-            .compiled_code()
-            .map_or(0, |c| c.code_info().total_size as u64);
-        self.module.clear_context(&mut self.ctx);
-        self.module
-            .finalize_definitions()
-            .map_err(|e| e.to_string())?;
-        let ptr = self.module.get_finalized_function(id);
+        let (ptr, size) = define(&mut self.module, &mut self.ctx, id)?;
+        let size = size as u64;
         self.stats.methods += 1;
         self.stats.instructions += order.len() as u64;
         self.stats.code_bytes += size;

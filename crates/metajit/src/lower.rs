@@ -337,18 +337,7 @@ impl TraceBackend {
         }
         b.seal_all_blocks();
         b.finalize(self.module.target_config());
-        self.module
-            .define_function(id, &mut self.ctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let code_bytes = self
-            .ctx
-            .compiled_code()
-            .map_or(0, |c| c.code_info().total_size as usize);
-        self.module.clear_context(&mut self.ctx);
-        self.module
-            .finalize_definitions()
-            .map_err(|e| e.to_string())?;
-        let ptr = self.module.get_finalized_function(id);
+        let (ptr, code_bytes) = crate::backend::define(&mut self.module, &mut self.ctx, id)?;
         Ok(Compiled {
             // SAFETY: the function was compiled with the `TraceFn` signature.
             func: unsafe { std::mem::transmute::<*const u8, TraceFn>(ptr) },

@@ -495,6 +495,18 @@ impl Recorder {
         holds
     }
 
+    /// Records a comparison (signed, or IEEE with `float`) that answered `holds`.
+    fn guard_cmp(&mut self, cc: Cmp, float: bool, a: Traced, b: Traced, holds: bool) -> bool {
+        self.guard(holds, &[a, b], |snap| Op::GuardCmp {
+            cc,
+            float,
+            a: a.r,
+            b: b.r,
+            holds,
+            snap,
+        })
+    }
+
     fn checked(&mut self, op: OvfOp, a: Traced, b: Traced, r: Option<u64>) -> Option<Traced> {
         match r {
             None => {
@@ -807,24 +819,10 @@ impl Machine for Recorder {
     }
     fn cmp(&mut self, c: Cmp, a: Traced, b: Traced) -> bool {
         let holds = Concrete.cmp(c, a.bits, b.bits);
-        self.guard(holds, &[a, b], |snap| Op::GuardCmp {
-            cc: c,
-            float: false,
-            a: a.r,
-            b: b.r,
-            holds,
-            snap,
-        })
+        self.guard_cmp(c, false, a, b, holds)
     }
     fn fcmp(&mut self, c: Cmp, a: Traced, b: Traced) -> bool {
         let holds = Concrete.fcmp(c, a.bits, b.bits);
-        self.guard(holds, &[a, b], |snap| Op::GuardCmp {
-            cc: c,
-            float: true,
-            a: a.r,
-            b: b.r,
-            holds,
-            snap,
-        })
+        self.guard_cmp(c, true, a, b, holds)
     }
 }
