@@ -90,6 +90,12 @@ pub trait Machine {
     /// Specialise on the current value (`promote`): guard that `w` equals what it is
     /// now and answer that value as a green constant.
     fn promote(&mut self, w: Self::W) -> u64;
+    /// How many activations the machine has inlined into the one it started in
+    /// (0 for the interpreter, which inlines none): the frames a residual call made
+    /// now has above the compiled code's own.
+    fn inlined_frames(&self) -> usize {
+        0
+    }
 
     // ---- events ------------------------------------------------------------------
     /// The interpreter is about to run the instruction at `pc` of the activation `f`

@@ -532,6 +532,10 @@ impl Machine for Recorder {
         self.abort(why);
     }
 
+    fn inlined_frames(&self) -> usize {
+        self.frames.len().saturating_sub(1)
+    }
+
     fn may_inline(&mut self, code: u64) -> bool {
         self.frames.len() < self.limits.max_depth && !self.frames.iter().any(|f| f.code == code)
     }

@@ -2,7 +2,7 @@
 //! (median over invocations of each invocation's median over its second half of
 //! iterations), the mean, standard deviation and bootstrap confidence interval of the
 //! per-invocation values, peak RSS, the ratio to the baseline VM, the geometric mean of
-//! those ratios, and a Wilcoxon signed-rank test of each VM against the baseline over
+//! those ratios with its bootstrap confidence interval, and a Wilcoxon signed-rank test of each VM against the baseline over
 //! the paired benchmark medians.
 
 use crate::runner::Run;
@@ -97,15 +97,29 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
     let _ = writeln!(out, "\n## Summary\n");
     let _ = writeln!(
         out,
-        "| VM | geomean ratio to `{baseline}` | Wilcoxon p (paired medians) | peak RSS median (MB) | tier-1 compile µs/bytecode (median) |"
+        "| VM | geomean ratio to `{baseline}` | 95% CI (bootstrap) | Wilcoxon p (paired medians) | peak RSS median (MB) | tier-1 compile µs/bytecode (median) |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
     for vm in vms {
         let pairs: Vec<(f64, f64)> = benchmarks
             .iter()
             .filter_map(|b| Some((median_of(b, baseline)?, median_of(b, vm)?)))
             .collect();
         let ratios: Vec<f64> = pairs.iter().map(|(base, m)| base / m).collect();
+        let samples: Vec<(&[f64], &[f64])> = benchmarks
+            .iter()
+            .filter_map(|b| {
+                let base = cells.get(&(b.clone(), baseline.to_string()))?;
+                let this = cells.get(&(b.clone(), vm.clone()))?;
+                Some((base.as_slice(), this.as_slice()))
+            })
+            .collect();
+        let ci = if vm == baseline {
+            "–".to_string()
+        } else {
+            let (lo, hi) = stats::bootstrap_geomean_ratio_ci(&samples, 0.95, 2000);
+            format!("{lo:.3}–{hi:.3}")
+        };
         let (a, c): (Vec<f64>, Vec<f64>) = pairs.iter().cloned().unzip();
         let w = stats::wilcoxon(&a, &c);
         let rss: Vec<f64> = runs
@@ -130,7 +144,7 @@ pub fn markdown(runs: &[Run], vms: &[String], baseline: &str, title: &str) -> St
         };
         let _ = writeln!(
             out,
-            "| {vm} | {:.3} | {p} | {:.1} | {compile} |",
+            "| {vm} | {:.3} | {ci} | {p} | {:.1} | {compile} |",
             stats::geomean(&ratios),
             stats::median(&rss),
         );

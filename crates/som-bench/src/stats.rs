@@ -70,6 +70,35 @@ pub fn bootstrap_mean_ci(xs: &[f64], level: f64, resamples: usize) -> (f64, f64)
     (at(tail), at(1.0 - tail))
 }
 
+/// A percentile bootstrap confidence interval of the geometric mean of per-benchmark
+/// ratios `median(base) / median(vm)`: each resample draws every benchmark's
+/// invocations again (with replacement, separately per VM), as the runs were made.
+/// `pairs` holds, per benchmark, the baseline's and the VM's per-invocation values.
+pub fn bootstrap_geomean_ratio_ci(
+    pairs: &[(&[f64], &[f64])],
+    level: f64,
+    resamples: usize,
+) -> (f64, f64) {
+    if pairs.is_empty() || pairs.iter().any(|(a, b)| a.is_empty() || b.is_empty()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
+    let mut draw = |xs: &[f64]| -> f64 {
+        let sample: Vec<f64> = (0..xs.len()).map(|_| xs[rng.below(xs.len())]).collect();
+        median(&sample)
+    };
+    let mut geomeans: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let ratios: Vec<f64> = pairs.iter().map(|(a, b)| draw(a) / draw(b)).collect();
+            geomean(&ratios)
+        })
+        .collect();
+    geomeans.sort_by(|a, b| a.total_cmp(b));
+    let tail = (1.0 - level) / 2.0;
+    let at = |q: f64| geomeans[((q * resamples as f64) as usize).min(resamples - 1)];
+    (at(tail), at(1.0 - tail))
+}
+
 /// A least-squares line `y = intercept + slope * x` and its coefficient of determination.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LinearFit {
@@ -200,6 +229,22 @@ mod tests {
         assert_eq!(mean(&[1.0, 2.0, 3.0, 4.0]), 2.5);
         assert!((variance(&[1.0, 2.0, 3.0, 4.0]) - 5.0 / 3.0).abs() < 1e-12);
         assert!((geomean(&[1.0, 4.0]) - 2.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn geomean_ratio_interval_brackets_the_estimate() {
+        let base = [10.0, 11.0, 9.0, 10.5, 9.5];
+        let faster = [5.0, 5.5, 4.5, 5.2, 4.8];
+        let (lo, hi) = bootstrap_geomean_ratio_ci(&[(&base, &faster)], 0.95, 2000);
+        let estimate = median(&base) / median(&faster);
+        assert!(lo <= estimate && estimate <= hi, "{lo} {estimate} {hi}");
+        assert!(lo > 1.5 && hi < 2.6, "{lo} {hi}");
+        // Identical runs: no spread at all.
+        let same = [3.0; 4];
+        assert_eq!(
+            bootstrap_geomean_ratio_ci(&[(&same, &same)], 0.95, 100),
+            (1.0, 1.0)
+        );
     }
 
     #[test]

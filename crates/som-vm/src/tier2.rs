@@ -21,8 +21,7 @@ use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AU
 use crate::interpreter::ops;
 use crate::interpreter::send::leave_rebuilt;
 use crate::object::{as_ref, Block, Kind, Method};
-use crate::universe::{Options, Vm, INLINED_FRAMES_LINE};
-use crate::unwind::Unwind;
+use crate::universe::{Options, Vm};
 use crate::unwind::VmResult;
 use crate::value::Value;
 use metajit::deopt::{ExitMap, FrameState};
@@ -250,15 +249,17 @@ enum RootEnd {
 }
 
 /// Runs the root activation `f` with the recorder from its pc to the back-edge to
-/// `header` (a loop), or, with no header, to its return (an entry trace). The
-/// recording executes the program as the interpreter would, so however it ends the
-/// activation is at an instruction boundary and goes on normally.
+/// `header` (a loop), or to its return when `may_finish` (an entry trace, or a bridge,
+/// which may end the activation instead of going round the loop again: a loop's
+/// exit). The recording executes the program as the interpreter would, so however it
+/// ends the activation is at an instruction boundary and goes on normally.
 fn record_root(
     rec: &mut Recorder,
     vm: &mut Vm,
     code: &Code,
     f: &mut Frame,
     header: Option<u32>,
+    may_finish: bool,
 ) -> RootEnd {
     loop {
         let pc = f.pc;
@@ -280,7 +281,7 @@ fn record_root(
                 }
                 rec.abort(AbortReason::InnerLoop);
             }
-            Step::Return(v) if header.is_none() => return RootEnd::Returned(v),
+            Step::Return(v) if may_finish => return RootEnd::Returned(v),
             Step::Return(v) => {
                 rec.abort(AbortReason::LeftRootFrame);
                 return RootEnd::Stopped(Ok(ExitOutcome::Returned(Value::from_bits(v.bits))));
@@ -319,7 +320,7 @@ fn record(
         extra,
     };
     let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits(vm));
-    let end = record_root(&mut rec, vm, code, f, Some(header));
+    let end = record_root(&mut rec, vm, code, f, Some(header), false);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     match end {
         RootEnd::Closed => {}
@@ -372,7 +373,7 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
         extra: 0,
     };
     let mut rec = Recorder::start_function(key, f, f.method as u64, FRAME_AUX, limits(vm));
-    let end = record_root(&mut rec, vm, code, f, None);
+    let end = record_root(&mut rec, vm, code, f, None, true);
     let cell = &code.entry;
     match end {
         RootEnd::Returned(v) => {
@@ -574,9 +575,6 @@ fn deoptimise<M: Machine>(
         set_aux(f, i, s.value(&t2.exits));
     }
     if map.frames.len() == 1 {
-        if let Some(u) = vm.pending_unwind.as_deref_mut() {
-            fill_in_inlined_frames(&[], u);
-        }
         return match vm.pending_unwind.take() {
             // The failed call was made by the root frame itself.
             Some(u) => complete_send(m, vm, code, f, Err(u)),
@@ -584,16 +582,6 @@ fn deoptimise<M: Machine>(
         };
     }
     let state = map.state(&t2.exits);
-    if vm.pending_unwind.is_some() {
-        // SAFETY: snapshot frames name immortal methods.
-        let labels: Vec<String> = state.frames[1..]
-            .iter()
-            .map(|fs| vm.describe_activation(unsafe { &*(fs.entry as *const Method) }, fs.pc))
-            .collect();
-        if let Some(u) = vm.pending_unwind.as_deref_mut() {
-            fill_in_inlined_frames(&labels, u);
-        }
-    }
     let inner = resume(m, vm, &state.frames, 1, f);
     complete_send(m, vm, code, f, inner)
 }
@@ -620,7 +608,7 @@ fn record_bridge(
     if rec.aborted().is_some() {
         return Ok(ExitOutcome::Continue);
     }
-    let (closed, outcome) = match record_root(&mut rec, vm, code, f, header) {
+    let (closed, outcome) = match record_root(&mut rec, vm, code, f, header, true) {
         RootEnd::Stopped(outcome) => {
             count_abort(vm, &rec);
             return outcome;
@@ -628,7 +616,7 @@ fn record_bridge(
         // The activation is at the loop header; the interpreter goes on (and enters
         // the loop's trace at the next back-edge).
         RootEnd::Closed => (rec.close_bridge(), ExitOutcome::Continue),
-        // The activation of an entry trace returned.
+        // The root activation returned (an entry trace's, or a loop's after its exit).
         RootEnd::Returned(v) => (
             rec.close_function(v),
             ExitOutcome::Returned(Value::from_bits(v.bits)),
@@ -651,19 +639,6 @@ fn count_abort(vm: &mut Vm, rec: &Recorder) {
     let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
     let stats = &mut vm.tier2.as_mut().expect("tracing mode").driver.stats;
     *stats.aborts.entry(why).or_default() += 1;
-}
-
-/// A residual call made inside inlined activations failed: its error's backtrace
-/// has a placeholder where they belong; put them there, innermost first.
-pub(crate) fn fill_in_inlined_frames(labels: &[String], u: &mut Unwind) {
-    let Unwind::Error { backtrace, .. } = u else {
-        return;
-    };
-    let Some(at) = backtrace.find(INLINED_FRAMES_LINE) else {
-        return;
-    };
-    let lines: String = labels.iter().rev().map(|l| format!("    {l}\n")).collect();
-    backtrace.replace_range(at..at + INLINED_FRAMES_LINE.len(), &lines);
 }
 
 /// Rebuilds inlined frame `k` of a snapshot above its caller and runs it to its

@@ -146,6 +146,11 @@ pub struct Vm {
     pub tier1_result: Value,
     /// An unwind raised inside tier-1 code, until the activation hands it on.
     pub pending_unwind: Option<Box<Unwind>>,
+    /// The activations compiled traces inlined at their residual calls (entry 0:
+    /// none), numbered by `number_inlined_activations`.
+    pub inlined_activations: Vec<Box<[(*mut Method, u32)]>>,
+    /// Their numbers, to give the same activations the same number.
+    inlined_numbers: HashMap<Box<[(*mut Method, u32)]>, u32>,
     /// State of the `atRandom` generator (xorshift64*).
     rng: u64,
     pub out: std::io::BufWriter<std::io::Stdout>,
@@ -208,6 +213,8 @@ impl Vm {
             tier2: None,
             tier1_result: Value::EMPTY,
             pending_unwind: None,
+            inlined_activations: vec![Box::new([])],
+            inlined_numbers: HashMap::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         });
@@ -527,40 +534,63 @@ impl Vm {
     /// The active SOM activations, innermost first; long stacks keep both ends.
     pub fn backtrace(&self) -> String {
         const KEEP: usize = 20;
-        let mut frames = Vec::new();
+        // (method, pc) of every activation, innermost first.
+        let mut frames: Vec<(*mut Method, u32)> = Vec::new();
         let mut f = self.current_frame;
         while !f.is_null() {
             // SAFETY: frames form a chain of live activations on the Rust stack.
             let frame = unsafe { &*f };
-            if !frame.method.is_null() || frame.pc == INLINED_FRAMES {
-                frames.push(frame);
+            if !frame.method.is_null() {
+                frames.push((frame.method, frame.pc));
+            } else if frame.pc >= INLINED_FRAMES {
+                // A compiled trace's residual call: the activations it had inlined.
+                let site = (frame.pc - INLINED_FRAMES) as usize;
+                if let Some(inlined) = self.inlined_activations.get(site) {
+                    frames.extend_from_slice(inlined);
+                }
             }
             f = frame.parent;
         }
         let total = frames.len();
         let mut out = String::new();
-        for (i, frame) in frames.iter().enumerate() {
+        for (i, &(method, pc)) in frames.iter().enumerate() {
             if total > 2 * KEEP && i == KEEP {
                 out.push_str(&format!("    ... {} more ...\n", total - 2 * KEEP));
             }
             if total <= 2 * KEEP || i < KEEP || i >= total - KEEP {
-                if frame.method.is_null() {
-                    // A compiled trace called a primitive from activations it had
-                    // inlined; they are filled in when the trace is left.
-                    out.push_str(INLINED_FRAMES_LINE);
-                    continue;
-                }
                 out.push_str("    ");
-                out.push_str(&self.describe_frame(frame));
+                // SAFETY: frames always hold an immortal method.
+                out.push_str(&self.describe_activation(unsafe { &*method }, pc.saturating_sub(1)));
                 out.push('\n');
             }
         }
         out
     }
 
-    fn describe_frame(&self, frame: &Frame) -> String {
-        // SAFETY: frames always hold an immortal method.
-        self.describe_activation(unsafe { &*frame.method }, frame.pc.saturating_sub(1))
+    /// Numbers the activations `caller` and the `n - 1` above it (innermost first),
+    /// as they are now, for a residual call a trace makes from `caller` after inlining
+    /// them: backtraces taken inside that call show them (see [`INLINED_FRAMES`]).
+    pub fn number_inlined_activations(&mut self, caller: &Frame, n: usize) -> u32 {
+        if n == 0 {
+            return 0;
+        }
+        let mut inlined = Vec::with_capacity(n);
+        let mut f: *const Frame = caller;
+        for _ in 0..n {
+            // SAFETY: the recorder inlined `n` activations, each with its frame on
+            // the Rust stack, chained through `parent`.
+            let frame = unsafe { &*f };
+            inlined.push((frame.method, frame.pc));
+            f = frame.parent;
+        }
+        let inlined = inlined.into_boxed_slice();
+        if let Some(&i) = self.inlined_numbers.get(&inlined) {
+            return i;
+        }
+        let i = self.inlined_activations.len() as u32;
+        self.inlined_activations.push(inlined.clone());
+        self.inlined_numbers.insert(inlined, i);
+        i
     }
 
     /// A backtrace line's text for an activation of `method` running instruction `pc`.
@@ -607,13 +637,11 @@ impl Vm {
     }
 }
 
-/// The pc of the frame over a primitive's arguments that a compiled trace calls
-/// (it has no method): backtraces taken inside show [`INLINED_FRAMES_LINE`] there.
-pub const INLINED_FRAMES: u32 = u32::MAX;
-
-/// The placeholder a backtrace has where a trace's inlined activations belong; the
-/// trace's exit replaces it by them (`tier2`).
-pub const INLINED_FRAMES_LINE: &str = "\u{1}inlined activations\n";
+/// The pcs from here up mark the frame over the receiver and arguments of a residual
+/// call made by a compiled trace (it runs no method): `pc - INLINED_FRAMES` numbers
+/// the activations the trace had inlined there (`Vm::inlined_activations`), which
+/// backtraces taken inside show in its place.
+pub const INLINED_FRAMES: u32 = 0x8000_0000;
 
 /// A value stack of `n` empty slots. Zeroed memory comes straight from the OS, so the
 /// pages are only touched (and count towards memory use) as deep as programs recurse.

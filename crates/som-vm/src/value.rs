@@ -8,9 +8,13 @@
 //!
 //! Immediate doubles keep arithmetic on floats allocation-free (the DESIGN asks for
 //! that). A double fits when it is ±0.0 or its binary exponent lies in [-255, 256]
-//! (about 1e-77 to 1e77): its 52-bit mantissa, sign and a 9-bit re-biased exponent are
-//! packed into the 62 payload bits. Others (infinities, NaN, very large or tiny numbers)
-//! are boxed on the heap (`object::BoxedDouble`) but still have class `Double`.
+//! (about 1e-77 to 1e77), but for ±2^-255 itself, whose code ±0.0 takes. The
+//! encoding is a rotation, so packing and unpacking are a few machine operations: add
+//! [`DOUBLE_BIAS`] to the IEEE bits (the exponents that fit become 1024..1536, whose
+//! top two bits are `10`) and rotate left by three (sign, then those two bits, land
+//! in the low three bits: the tag `10` with the sign above it). ±0.0 are the codes
+//! `0b010` and `0b110`. Others (infinities, NaN, very large or tiny numbers) are boxed
+//! on the heap (`object::BoxedDouble`) but still have class `Double`.
 //!
 //! Integers that do not fit 63 bits live on the heap as `object::BigInt`; the VM demotes
 //! results that fit back to small integers, so a number has exactly one representation.
@@ -24,8 +28,10 @@ pub struct Value(pub u64);
 pub const INT_MIN: i64 = -(1 << 62);
 pub const INT_MAX: i64 = (1 << 62) - 1;
 
-/// Exponent bias of the packed 9-bit exponent: packed = biased11 - EXP_OFFSET, 1..=511.
-pub const EXP_OFFSET: u64 = 1023 - 256;
+/// Added to a double's IEEE bits before they are rotated into an immediate double.
+pub const DOUBLE_BIAS: u64 = 256 << 52;
+/// How far the biased bits are rotated left.
+pub const DOUBLE_ROTATION: u32 = 3;
 
 impl Value {
     /// "No value" (an unbound global). Not a valid SOM value.
@@ -81,29 +87,27 @@ impl Value {
     #[inline(always)]
     pub fn try_imm_double(d: f64) -> Option<Value> {
         let bits = d.to_bits();
-        let sign = bits >> 63;
-        let exp = (bits >> 52) & 0x7ff;
-        let mant = bits & ((1u64 << 52) - 1);
-        let packed_exp = if exp == 0 && mant == 0 {
-            0
-        } else if exp > EXP_OFFSET && exp <= EXP_OFFSET + 511 {
-            exp - EXP_OFFSET
+        let v = bits.wrapping_add(DOUBLE_BIAS).rotate_left(DOUBLE_ROTATION);
+        if v & 3 == 2 && v >> 3 != 0 {
+            Some(Value(v))
+        } else if bits << 1 == 0 {
+            // ±0.0: the sign in bit 2.
+            Some(Value((bits >> 61) | 2))
         } else {
-            return None;
-        };
-        Some(Value((mant << 12) | (packed_exp << 3) | (sign << 2) | 2))
+            None
+        }
     }
     #[inline(always)]
     pub fn as_imm_double(self) -> f64 {
-        let sign = (self.0 >> 2) & 1;
-        let packed_exp = (self.0 >> 3) & 0x1ff;
-        let mant = self.0 >> 12;
-        let exp = if packed_exp == 0 {
-            0
+        if self.0 >> 3 == 0 {
+            f64::from_bits((self.0 >> 2) << 63)
         } else {
-            packed_exp + EXP_OFFSET
-        };
-        f64::from_bits((sign << 63) | (exp << 52) | mant)
+            f64::from_bits(
+                self.0
+                    .rotate_right(DOUBLE_ROTATION)
+                    .wrapping_sub(DOUBLE_BIAS),
+            )
+        }
     }
 
     // ---- pointers -------------------------------------------------------------------
@@ -170,6 +174,9 @@ mod tests {
             1e16,
             -123.456,
             2.0f64.powi(255),
+            2.0f64.powi(256),
+            -2.0f64.powi(-255) * 1.5,
+            2.0f64.powi(-254),
         ] {
             let v = Value::try_imm_double(d).expect("fits");
             assert!(v.is_imm_double() && !v.is_int() && !v.is_ptr());
@@ -186,6 +193,12 @@ mod tests {
             1e300,
             1e-300,
             f64::MIN_POSITIVE,
+            2.0f64.powi(257),
+            -2.0f64.powi(257),
+            2.0f64.powi(-256),
+            // Its code is +0.0's.
+            2.0f64.powi(-255),
+            -2.0f64.powi(-255),
         ] {
             assert!(Value::try_imm_double(d).is_none(), "{d}");
         }

@@ -14,7 +14,7 @@ use crate::interpreter::frame::{Frame, AUX_CTX, AUX_OUTER};
 use crate::object::Kind;
 use crate::primitives::numbers;
 use crate::universe::Vm;
-use crate::value::{Value, EXP_OFFSET};
+use crate::value::{Value, DOUBLE_BIAS, DOUBLE_ROTATION};
 use metajit::ir::Effects;
 use metajit::{interpreter_definition, BinOp, Cmp, FBinOp, Machine, Step};
 
@@ -61,63 +61,50 @@ fn has_kind<M: Machine>(m: &mut M, w: M::W, kind: Kind) -> bool {
 }
 
 /// The IEEE bits of an immediate double, or `None` if `w` is not one: the decoding of
-/// `Value::as_imm_double` in machine operations (mantissa in bits 12.., packed
-/// exponent in bits 3..12 with 0 meaning zero, sign in bit 2), branch-free, so tier 1
-/// compiles it inline.
+/// `Value::as_imm_double` in machine operations (rotate right, remove the bias; the
+/// codes of ±0.0 keep only their sign), branch-free, so tier 1 compiles it inline.
 #[inline(always)]
 fn unbox_double<M: Machine>(m: &mut M, w: M::W) -> Option<M::W> {
     if !m.test_bits(w, 3, 2) {
         return None;
     }
-    let s = bin_k(m, BinOp::Shr, w, 2);
-    let s = bin_k(m, BinOp::And, s, 1);
-    let sign = bin_k(m, BinOp::Shl, s, 63);
-    let pe = bin_k(m, BinOp::Shr, w, 3);
-    let pe = bin_k(m, BinOp::And, pe, 0x1ff);
-    let mant = bin_k(m, BinOp::Shr, w, 12);
-    // The biased exponent is pe + EXP_OFFSET, except 0 for a zero (pe = 0).
+    let high = bin_k(m, BinOp::Shr, w, DOUBLE_ROTATION as u64);
+    let low = bin_k(m, BinOp::Shl, w, 64 - DOUBLE_ROTATION as u64);
+    let rotated = m.bin(BinOp::Or, high, low);
+    let bits = bin_k(m, BinOp::Sub, rotated, DOUBLE_BIAS);
+    // ±0.0 (nothing above the sign): keep the sign bit only.
     let zero = m.konst(0);
-    let nonzero = m.flag(Cmp::Ne, pe, zero);
-    let keep = m.bin(BinOp::Sub, zero, nonzero);
-    let e = bin_k(m, BinOp::Add, pe, EXP_OFFSET);
-    let e = m.bin(BinOp::And, e, keep);
-    let e = bin_k(m, BinOp::Shl, e, 52);
-    let r = m.bin(BinOp::Or, sign, e);
-    Some(m.bin(BinOp::Or, r, mant))
+    let nonzero = m.flag(Cmp::Ne, high, zero);
+    let mask = m.bin(BinOp::Sub, zero, nonzero);
+    let keep = bin_k(m, BinOp::Or, mask, 1 << 63);
+    Some(m.bin(BinOp::And, bits, keep))
 }
 
 /// The value of the double with IEEE bits `bits`: immediate when `Value::try_imm_double`
-/// packs it (encoded here in machine operations, one range decision), else boxed by the
-/// runtime.
+/// packs it (encoded here in machine operations: add the bias, rotate, check the tag),
+/// else ±0.0's code, else boxed by the runtime.
 #[inline(always)]
 fn box_double<M: Machine>(m: &mut M, vm: &mut Vm, bits: M::W) -> M::W {
-    let e = bin_k(m, BinOp::Shr, bits, 52);
-    let exp = bin_k(m, BinOp::And, e, 0x7ff);
-    let mant = bin_k(m, BinOp::And, bits, (1 << 52) - 1);
-    let sign = bin_k(m, BinOp::Shr, bits, 63);
-    // ±0.0 packs with exponent 0: treat its exponent as the lowest packable one for
-    // the range check, then clear the packed exponent.
+    let biased = bin_k(m, BinOp::Add, bits, DOUBLE_BIAS);
+    let high = bin_k(m, BinOp::Shl, biased, DOUBLE_ROTATION as u64);
+    let low = bin_k(m, BinOp::Shr, biased, 64 - DOUBLE_ROTATION as u64);
+    let v = m.bin(BinOp::Or, high, low);
     let zero = m.konst(0);
-    let abs = bin_k(m, BinOp::And, bits, i64::MAX as u64);
-    let is_zero = m.flag(Cmp::Eq, abs, zero);
-    let zero_mask = m.bin(BinOp::Sub, zero, is_zero);
-    let z = bin_k(m, BinOp::And, zero_mask, EXP_OFFSET + 1);
-    let exp = m.bin(BinOp::Or, exp, z);
-    let d = bin_k(m, BinOp::Sub, exp, EXP_OFFSET + 1);
-    let top = m.konst(510);
-    if m.cmp(Cmp::Lt, d, zero) || m.cmp(Cmp::Gt, d, top) {
-        let v = vm.double(f64::from_bits(m.bits(bits)));
-        return m.konst(v.bits());
+    if m.test_bits(v, 3, 2) {
+        // The code of ±2^-255 is ±0.0's: that one is boxed.
+        let payload = bin_k(m, BinOp::Shr, v, 3);
+        if m.cmp(Cmp::Ne, payload, zero) {
+            return v;
+        }
     }
-    let pe = bin_k(m, BinOp::Add, d, 1);
-    let nonzero_mask = bin_k(m, BinOp::Xor, zero_mask, u64::MAX);
-    let pe = m.bin(BinOp::And, pe, nonzero_mask);
-    let w = bin_k(m, BinOp::Shl, mant, 12);
-    let pe = bin_k(m, BinOp::Shl, pe, 3);
-    let w = m.bin(BinOp::Or, w, pe);
-    let s = bin_k(m, BinOp::Shl, sign, 2);
-    let w = m.bin(BinOp::Or, w, s);
-    bin_k(m, BinOp::Or, w, 2)
+    let magnitude = bin_k(m, BinOp::Shl, bits, 1);
+    if m.cmp(Cmp::Eq, magnitude, zero) {
+        // ±0.0: the tag with the sign in bit 2.
+        let sign = bin_k(m, BinOp::Shr, bits, 61);
+        return bin_k(m, BinOp::Or, sign, 2);
+    }
+    let v = vm.double(f64::from_bits(m.bits(bits)));
+    m.konst(v.bits())
 }
 
 /// `op` applied to `a` and the constant `k`.
@@ -579,8 +566,11 @@ mod tests {
             f64::NEG_INFINITY,
             f64::NAN,
         ];
-        // Both sides of the packable exponent range (biased 768..=1278).
-        for biased in [766u64, 767, 768, 769, 1277, 1278, 1279] {
+        // Both sides of the packable exponent range (biased 768..=1279), the wrap of
+        // the bias into the sign (1792) and the top of the range.
+        for biased in [
+            0u64, 1, 766, 767, 768, 769, 1277, 1278, 1279, 1280, 1281, 1791, 1792, 2046,
+        ] {
             for mant in [0u64, 1, (1 << 52) - 1] {
                 for sign in [0u64, 1] {
                     v.push(f64::from_bits(sign << 63 | biased << 52 | mant));

@@ -41,14 +41,8 @@ pub fn send<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, site: &SendSite) 
     let method = if site.cache_class.get() == class && !class.is_null() {
         site.cache_method.get()
     } else {
-        match vm.lookup(class, site.selector) {
-            Some(method) => {
-                site.cache_class.set(class);
-                site.cache_method.set(method);
-                site.misses.set(site.misses.get().wrapping_add(1));
-                site.record_class(class);
-                method
-            }
+        match cache_miss(vm, site, class) {
+            Some(method) => method,
             None => {
                 m.cannot_trace(AbortReason::Unsupported);
                 let v = does_not_understand(vm, f, site.selector, argc)?;
@@ -59,6 +53,19 @@ pub fn send<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, site: &SendSite) 
         }
     };
     send_to(m, vm, f, method, argc)
+}
+
+/// Looks `site`'s selector up in `class` (its inline cache missed) and caches the
+/// method found. Out of line and cold: the send's hit path saves fewer registers.
+#[cold]
+#[inline(never)]
+fn cache_miss(vm: &Vm, site: &SendSite, class: *mut Class) -> Option<*mut Method> {
+    let method = vm.lookup(class, site.selector)?;
+    site.cache_class.set(class);
+    site.cache_method.set(method);
+    site.misses.set(site.misses.get().wrapping_add(1));
+    site.record_class(class);
+    Some(method)
 }
 
 /// The class of `w`, decided through the machine (tag tests, then the header's class,
@@ -138,6 +145,8 @@ fn ensure_stack(vm: &Vm, f: &Frame, n: usize) -> VmResult<()> {
     Ok(())
 }
 
+#[cold]
+#[inline(never)]
 fn stack_overflow(vm: &Vm) -> Box<Unwind> {
     vm.error(format!(
         "Stack overflow: more than {} nested activations",
@@ -190,11 +199,7 @@ pub fn invoke<M: Machine>(
     let me = unsafe { &*method };
     if me.num_args != argc {
         m.cannot_trace(AbortReason::Unsupported);
-        return vm.err(format!(
-            "{} expects {} arguments but was called with {argc}",
-            vm.str_of(me.signature),
-            me.num_args
-        ));
+        return Err(wrong_argument_count(vm, me, argc));
     }
     match &me.body {
         MethodBody::Code(code) => {
@@ -215,14 +220,43 @@ pub fn invoke<M: Machine>(
         }
         MethodBody::MissingPrimitive => {
             m.cannot_trace(AbortReason::Unsupported);
-            let holder = me.holder.get();
-            vm.err(format!(
-                "primitive {}>>#{} is not implemented by this VM",
-                vm.class_name(holder),
-                vm.str_of(me.signature)
-            ))
+            Err(missing_primitive(vm, me))
         }
     }
+}
+
+// The error paths of a send are out of line and cold: the hot path then saves fewer
+// registers and carries no formatting code.
+
+/// The error of invoking `method` with `argc` arguments it does not take.
+#[cold]
+#[inline(never)]
+fn wrong_argument_count(vm: &Vm, method: &Method, argc: usize) -> Box<Unwind> {
+    vm.error(format!(
+        "{} expects {} arguments but was called with {argc}",
+        vm.str_of(method.signature),
+        method.num_args
+    ))
+}
+
+/// The error of invoking a primitive this VM does not implement.
+#[cold]
+#[inline(never)]
+fn missing_primitive(vm: &Vm, method: &Method) -> Box<Unwind> {
+    vm.error(format!(
+        "primitive {}>>#{} is not implemented by this VM",
+        vm.class_name(method.holder.get()),
+        vm.str_of(method.signature)
+    ))
+}
+
+/// The error of calling a block with `argc` arguments when it takes `want`.
+#[cold]
+#[inline(never)]
+fn wrong_block_arity(vm: &Vm, want: usize, argc: usize) -> Box<Unwind> {
+    vm.error(format!(
+        "a block with {want} arguments was called with {argc}"
+    ))
 }
 
 /// [`invoke`] in the interpreter, for callers outside the interpreter definition
@@ -260,37 +294,58 @@ fn residual_invoke<M: Machine>(
     let args = m.slot_address(caller, from);
     let method_w = m.konst(method as u64);
     let n = m.konst(argc as u64);
+    // The activations inlined here, for backtraces taken inside the call.
+    let depth = m.inlined_frames();
+    let inlined = vm.number_inlined_activations(caller, depth);
+    let inlined = m.konst(inlined as u64);
     let ctx = vm as *mut Vm as *mut u8;
-    // SAFETY: `invoke_entry` gets the VM, a method and the address of its receiver
-    // and arguments, which `materialise` put in memory.
-    match unsafe { m.call_checked(invoke_entry, ctx, &[method_w, args, n], Effects::ALL) } {
+    let args = [method_w, args, n, inlined];
+    // While recording, the inlined activations have frames of their own: the call
+    // runs above the root frame, as it will from the compiled trace, so backtraces
+    // taken inside show them once.
+    let saved = vm.current_frame;
+    let mut root: *const Frame = caller;
+    for _ in 0..depth {
+        // SAFETY: `caller` and the `depth - 1` frames above it are the inlined
+        // activations, live on the Rust stack; the root frame is their parent.
+        root = unsafe { (*root).parent };
+    }
+    vm.current_frame = root;
+    // SAFETY: `invoke_entry` gets the VM, a method, the address of its receiver and
+    // arguments, which `materialise` put in memory, and a number of inlined
+    // activations.
+    let r = unsafe { m.call_checked(invoke_entry, ctx, &args, Effects::ALL) };
+    vm.current_frame = saved;
+    match r {
         Some(v) => Ok(v),
-        None => {
-            let mut u = vm.pending_unwind.take().unwrap_or_else(|| {
-                vm.error("internal error: a residual call failed without a reason")
-            });
-            // It failed while recording, where every activation has its frame: the
-            // backtrace's placeholder for inlined ones stands for none.
-            crate::tier2::fill_in_inlined_frames(&[], &mut u);
-            Err(u)
-        }
+        None => Err(vm.pending_unwind.take().unwrap_or_else(|| {
+            vm.error("internal error: a residual call failed without a reason")
+        })),
     }
 }
 
 /// Invokes `method` on the receiver and `argc` arguments at `args` (in the value
 /// stack); answers its result, or 0 with the unwind left in `vm.pending_unwind`.
+/// `inlined` numbers the activations the trace had inlined at the call.
 ///
 /// # Safety
 /// `vm` is the running VM, `method` a method, `args` the address of `argc + 1` values
-/// in its value stack with free room above them.
-unsafe extern "C" fn invoke_entry(vm: *mut u8, method: u64, args: u64, argc: u64, _: u64) -> u64 {
+/// in its value stack with free room above them, `inlined` a number that
+/// `Vm::number_inlined_activations` gave.
+unsafe extern "C" fn invoke_entry(
+    vm: *mut u8,
+    method: u64,
+    args: u64,
+    argc: u64,
+    inlined: u64,
+) -> u64 {
     let vm = &mut *(vm as *mut Vm);
-    // A frame over the arguments; it runs no method. Backtraces mark its place, for
-    // the activations the trace inlined (see `tier2`).
+    // A frame over the arguments; it runs no method. Backtraces show the activations
+    // the trace inlined in its place.
     let mut f = Frame {
         base: args as *mut Value,
         sp: argc as usize + 1,
-        pc: crate::universe::INLINED_FRAMES,
+        pc: crate::universe::INLINED_FRAMES + inlined as u32,
         method: std::ptr::null_mut(),
         ctx: Value::EMPTY,
         outer: Value::EMPTY,
@@ -333,9 +388,7 @@ pub fn invoke_block<M: Machine>(
     let (want, code) = unsafe { ((*method).num_args, (*method).code().unwrap_unchecked()) };
     if want != argc {
         m.cannot_trace(AbortReason::Unsupported);
-        return vm.err(format!(
-            "a block with {want} arguments was called with {argc}"
-        ));
+        return Err(wrong_block_arity(vm, want, argc));
     }
     if !inlines(m, code) {
         // `value` (the primitive method this send found) evaluates it residually.
