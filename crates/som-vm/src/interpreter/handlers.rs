@@ -236,8 +236,12 @@ interpreter_definition! {
             // SAFETY: the compiler checked `n` against the class's fields.
             unsafe { m.load(rcvr, SLOTS_ITEMS_OFFSET + 8 * n as i32) }
         } else {
-            let v = vm.read_field(Value::from_bits(m.bits(rcvr)), n as usize);
-            m.konst(v.bits())
+            // A class's class-side fields (or a field of an object of another kind):
+            // read by the runtime.
+            let n = m.konst(n as u64);
+            let vm_ptr = vm as *mut Vm as *mut u8;
+            // SAFETY: `read_field_entry` gets the VM, a value and a field index.
+            unsafe { m.call(read_field_entry, vm_ptr, &[rcvr, n], Effects::READS_HEAP) }
         };
         m.push(f, v);
         Step::Next
@@ -252,8 +256,11 @@ interpreter_definition! {
             // SAFETY: as in push_field.
             unsafe { m.store(rcvr, SLOTS_ITEMS_OFFSET + 8 * n as i32, v) };
         } else {
-            let (r, v) = (Value::from_bits(m.bits(rcvr)), Value::from_bits(m.bits(v)));
-            vm.write_field(r, n as usize, v);
+            let n = m.konst(n as u64);
+            let vm_ptr = vm as *mut Vm as *mut u8;
+            // SAFETY: `write_field_entry` gets the VM, a value, a field index and a
+            // value.
+            unsafe { m.call(write_field_entry, vm_ptr, &[rcvr, n, v], Effects::WRITES_HEAP) };
         }
         Step::Next
     }
@@ -503,6 +510,27 @@ interpreter_definition! {
         m.set_slot(f, counter as usize, r);
         Step::Next
     }
+}
+
+/// Reads field `n` of `rcvr`, which is not an instance (the residual work of
+/// `push_field`).
+///
+/// # Safety
+/// `vm` is the running VM.
+unsafe extern "C" fn read_field_entry(vm: *mut u8, rcvr: u64, n: u64, _: u64, _: u64) -> u64 {
+    let vm = &*(vm as *const Vm);
+    vm.read_field(Value::from_bits(rcvr), n as usize).bits()
+}
+
+/// Writes `v` into field `n` of `rcvr`, which is not an instance (the residual work
+/// of `store_field`); answers 0.
+///
+/// # Safety
+/// `vm` is the running VM.
+unsafe extern "C" fn write_field_entry(vm: *mut u8, rcvr: u64, n: u64, v: u64, _: u64) -> u64 {
+    let vm = &mut *(vm as *mut Vm);
+    vm.write_field(Value::from_bits(rcvr), n as usize, Value::from_bits(v));
+    0
 }
 
 /// Allocates a block (the residual work of `push_block`).
