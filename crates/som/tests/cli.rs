@@ -513,3 +513,34 @@ fn tier2_traces_hot_loops_and_logs_them() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("unknown JIT setting 'treshold'"));
 }
+
+#[test]
+fn tier2_loop_exits_get_bridges_that_finish_the_activation() {
+    let source = "Exits = (\n  sumTo: n = ( | s | s := 0. 1 to: n do: [ :i | s := s + i ]. ^ s )\n  run = ( | t |\n    t := 0. 1 to: 3000 do: [ :k | t := t + (self sumTo: k % 7) ]. t println )\n)\n";
+    let dir = classes("tier2-exits", &[("Exits.som", source)]);
+    let prog = dir.join("Exits.som");
+    let log = dir.join("jit.log");
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=50,bridge_threshold=10",
+        "--jit-stats",
+        "--jit-log",
+        log.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "23988\n");
+    let report = text(&out.stderr);
+    // The loop of `sumTo:` leaves through its exit guard, whose bridge returns from
+    // the activation instead of stopping the recording.
+    assert!(!report.contains("left the root frame"), "{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    let bridge = log
+        .split("[tier2] ")
+        .find(|t| {
+            t.starts_with("trace") && t.contains("(bridge from") && t.contains("Exits>>#sumTo:")
+        })
+        .unwrap_or_else(|| panic!("no bridge of sumTo:'s loop in\n{log}"));
+    assert!(bridge.contains("  finish %"), "{bridge}");
+}
