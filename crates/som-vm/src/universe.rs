@@ -570,10 +570,8 @@ impl Vm {
     /// Numbers the activations `caller` and the `n - 1` above it (innermost first),
     /// as they are now, for a residual call a trace makes from `caller` after inlining
     /// them: backtraces taken inside that call show them (see [`INLINED_FRAMES`]).
-    pub fn number_inlined_activations(&mut self, caller: &Frame, n: usize) -> u32 {
-        if n == 0 {
-            return 0;
-        }
+    /// Also answers the frame above them (the trace's root frame).
+    pub fn number_inlined_activations(&mut self, caller: &Frame, n: usize) -> (u32, *const Frame) {
         let mut inlined = Vec::with_capacity(n);
         let mut f: *const Frame = caller;
         for _ in 0..n {
@@ -583,14 +581,17 @@ impl Vm {
             inlined.push((frame.method, frame.pc));
             f = frame.parent;
         }
+        if n == 0 {
+            return (0, f);
+        }
         let inlined = inlined.into_boxed_slice();
         if let Some(&i) = self.inlined_numbers.get(&inlined) {
-            return i;
+            return (i, f);
         }
         let i = self.inlined_activations.len() as u32;
         self.inlined_activations.push(inlined.clone());
         self.inlined_numbers.insert(inlined, i);
-        i
+        (i, f)
     }
 
     /// A backtrace line's text for an activation of `method` running instruction `pc`.

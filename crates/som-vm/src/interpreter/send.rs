@@ -295,8 +295,7 @@ fn residual_invoke<M: Machine>(
     let method_w = m.konst(method as u64);
     let n = m.konst(argc as u64);
     // The activations inlined here, for backtraces taken inside the call.
-    let depth = m.inlined_frames();
-    let inlined = vm.number_inlined_activations(caller, depth);
+    let (inlined, root) = vm.number_inlined_activations(caller, m.inlined_frames());
     let inlined = m.konst(inlined as u64);
     let ctx = vm as *mut Vm as *mut u8;
     let args = [method_w, args, n, inlined];
@@ -304,12 +303,6 @@ fn residual_invoke<M: Machine>(
     // runs above the root frame, as it will from the compiled trace, so backtraces
     // taken inside show them once.
     let saved = vm.current_frame;
-    let mut root: *const Frame = caller;
-    for _ in 0..depth {
-        // SAFETY: `caller` and the `depth - 1` frames above it are the inlined
-        // activations, live on the Rust stack; the root frame is their parent.
-        root = unsafe { (*root).parent };
-    }
     vm.current_frame = root;
     // SAFETY: `invoke_entry` gets the VM, a method, the address of its receiver and
     // arguments, which `materialise` put in memory, and a number of inlined
