@@ -104,6 +104,10 @@ fn interpret(code: &[Op], f: &mut Frame) -> u64 {
 
 /// The one concrete entry of the toy language: runs the instruction and answers a status
 /// (the result of a return goes to the context word).
+///
+/// # Safety
+/// `ctx` points to a writable `u64`, `frame` to a `Frame` over live slots, and `instr`
+/// to an instruction of the toy program.
 unsafe extern "C" fn entry(
     ctx: *mut u8,
     frame: *mut u8,
@@ -269,6 +273,7 @@ fn interpreter_and_threaded_code_agree() {
     let shape = self::shape(&instrs, true);
     let compiled = backend.compile(&shape).unwrap();
     let mut f = frame(10);
+    // SAFETY: as above; the stub handlers call the same `entry` with the same pointers.
     let st = unsafe {
         compiled(
             &mut result as *mut u64 as *mut u8,
@@ -288,6 +293,9 @@ fn a_hot_back_edge_leaves_the_activation_at_the_loop_header() {
     let compiled = backend.compile(&shape).unwrap();
     let mut result = 0u64;
     let mut f = frame(100);
+    // SAFETY: the compiled code calls `entry` with these pointers, and the
+    // instructions and back-edge counter it was compiled against (`code`, `counters`)
+    // are still alive.
     let st = unsafe {
         compiled(
             &mut result as *mut u64 as *mut u8,

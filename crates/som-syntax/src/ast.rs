@@ -18,8 +18,12 @@ pub struct ClassDef {
     /// How the superclass was written.
     pub superclass: SuperclassSpec,
     pub instance_fields: Vec<String>,
+    /// Where each of `instance_fields` is declared.
+    pub instance_field_spans: Vec<Span>,
     pub instance_methods: Vec<MethodDef>,
     pub class_fields: Vec<String>,
+    /// Where each of `class_fields` is declared.
+    pub class_field_spans: Vec<Span>,
     pub class_methods: Vec<MethodDef>,
     pub span: Span,
 }

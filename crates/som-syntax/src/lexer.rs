@@ -275,7 +275,7 @@ impl<'a> Lexer<'a> {
                         Some(other) => {
                             return self.error(
                                 here,
-                                format!("unknown escape sequence '\\{}'", other.escape_debug()),
+                                format!("Unknown escape sequence '\\{}'", other.escape_debug()),
                             )
                         }
                         None => return self.error(start, "unterminated string"),
@@ -608,11 +608,11 @@ mod tests {
     fn errors_have_positions() {
         assert_eq!(
             err("\n  'a\\q'"),
-            "f.som:2:5: error: unknown escape sequence '\\q'"
+            "f.som:2:5: error: Unknown escape sequence '\\q'"
         );
         assert_eq!(
             err("x '\\\n'"),
-            "f.som:1:4: error: unknown escape sequence '\\\\n'"
+            "f.som:1:4: error: Unknown escape sequence '\\\\n'"
         );
         assert_eq!(err("x 'abc"), "f.som:1:3: error: unterminated string");
         assert_eq!(err("x 'abc\\"), "f.som:1:3: error: unterminated string");

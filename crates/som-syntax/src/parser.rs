@@ -230,16 +230,16 @@ impl<'a> Parser<'a> {
         };
         self.expect(&Tok::LParen, "'(' to open the class body")?;
 
-        let instance_fields = self.fields()?;
+        let (instance_fields, instance_field_spans) = self.fields()?;
         let mut instance_methods = Vec::new();
         while !matches!(self.tok(), Tok::Separator | Tok::RParen) {
             instance_methods.push(self.method("a method, '----' or ')'")?);
         }
-        let mut class_fields = Vec::new();
+        let (mut class_fields, mut class_field_spans) = (Vec::new(), Vec::new());
         let mut class_methods = Vec::new();
         if *self.tok() == Tok::Separator {
             self.advance()?;
-            class_fields = self.fields()?;
+            (class_fields, class_field_spans) = self.fields()?;
             while *self.tok() != Tok::RParen {
                 class_methods.push(self.method("a method or ')'")?);
             }
@@ -249,8 +249,10 @@ impl<'a> Parser<'a> {
             name,
             superclass,
             instance_fields,
+            instance_field_spans,
             instance_methods,
             class_fields,
+            class_field_spans,
             class_methods,
             span,
         })
@@ -258,36 +260,44 @@ impl<'a> Parser<'a> {
 
     /// The field list at the top of either side of a class body. `| name =` and
     /// `|| name =` there start the binary methods `|` and `||`, not a field list.
-    fn fields(&mut self) -> PResult<Vec<String>> {
+    /// Answers the names and where each is declared.
+    fn fields(&mut self) -> PResult<(Vec<String>, Vec<Span>)> {
         let bar = self.at_bar() || self.tok().is_operator("||");
         if bar && matches!(self.peek(1), Tok::Ident(_)) && self.peek(2).is_operator("=") {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
-        self.declarations()
+        self.declarations_with_spans("field")
     }
 
     /// `| a b c |` if present (`||` is an empty list), an empty list otherwise.
     fn declarations(&mut self) -> PResult<Vec<String>> {
+        Ok(self.declarations_with_spans("variable")?.0)
+    }
+
+    /// `| names |` (or `||`, or nothing) declaring `kind`s: the names and their spans.
+    fn declarations_with_spans(&mut self, kind: &str) -> PResult<(Vec<String>, Vec<Span>)> {
         if self.tok().is_operator("||") {
             self.advance()?;
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         if !self.at_bar() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         self.advance()?;
-        self.names_until_bar()
+        self.names_until_bar(kind)
     }
 
     /// The names of a declaration after its opening bar, and the closing bar.
-    fn names_until_bar(&mut self) -> PResult<Vec<String>> {
+    fn names_until_bar(&mut self, kind: &str) -> PResult<(Vec<String>, Vec<Span>)> {
         let mut names = Vec::new();
+        let mut spans = Vec::new();
         while !self.at_bar() {
             let (name, span) = self.identifier("a variable name or '|'")?;
-            self.declare(&mut names, name, span, "variable")?;
+            self.declare(&mut names, name, span, kind)?;
+            spans.push(span);
         }
         self.advance()?;
-        Ok(names)
+        Ok((names, spans))
     }
 
     /// Adds `name` to a declaration list, rejecting duplicates and pseudo-variables.
@@ -310,7 +320,14 @@ impl<'a> Parser<'a> {
             );
         }
         if names.contains(&name) {
-            return self.error(span, format!("{kind} '{name}' is declared twice"));
+            return self.error(
+                span,
+                if kind == "field" {
+                    format!("Field '{name}' has already been defined in this class.")
+                } else {
+                    format!("Variable '{name}' shadows another of the same name")
+                },
+            );
         }
         names.push(name);
         Ok(())
@@ -542,7 +559,7 @@ impl<'a> Parser<'a> {
         } else if self.tok().is_operator("||") {
             // `[:a || t | ...]`: the bar after the parameters, then a declaration.
             self.advance()?;
-            self.names_until_bar()?
+            self.names_until_bar("variable")?.0
         } else {
             self.expect_operator("|", "'|' after the block parameters")?;
             self.declarations()?
@@ -1180,7 +1197,7 @@ mod tests {
             ("T = ( m = ( \"abc ) )", "1:13: unterminated comment"),
             (
                 "T = ( m = ( '\\x' ) )",
-                "1:14: unknown escape sequence '\\x'",
+                "1:14: Unknown escape sequence '\\x'",
             ),
             (
                 "T = ( m = ( $a ) )",
@@ -1226,32 +1243,35 @@ mod tests {
             ),
             (
                 "T = ( m: a m: a = ( ) )",
-                "1:15: argument 'a' is declared twice",
+                "1:15: Variable 'a' shadows another of the same name",
             ),
             (
                 "T = ( m: a n: b o: a = ( ) )",
-                "1:20: argument 'a' is declared twice",
+                "1:20: Variable 'a' shadows another of the same name",
             ),
             (
                 "T = ( m = ( [:a :b :a | ] ) )",
-                "1:21: argument 'a' is declared twice",
+                "1:21: Variable 'a' shadows another of the same name",
             ),
             (
                 "T = ( m = ( | a b a | ) )",
-                "1:19: variable 'a' is declared twice",
+                "1:19: Variable 'a' shadows another of the same name",
             ),
             (
                 "T = ( m = ( [ | t t | ] ) )",
-                "1:19: variable 't' is declared twice",
+                "1:19: Variable 't' shadows another of the same name",
             ),
             (
                 "T = ( m = ( [:a || t t | ] ) )",
-                "1:22: variable 't' is declared twice",
+                "1:22: Variable 't' shadows another of the same name",
             ),
-            ("T = ( | a a | )", "1:11: variable 'a' is declared twice"),
+            (
+                "T = ( | a a | )",
+                "1:11: Field 'a' has already been defined in this class.",
+            ),
             (
                 "T = ( ---- | a a | )",
-                "1:16: variable 'a' is declared twice",
+                "1:16: Field 'a' has already been defined in this class.",
             ),
             (
                 "T = ( m: self = ( ) )",
@@ -1271,7 +1291,7 @@ mod tests {
             ),
             (
                 "T = ( | self | )",
-                "1:9: 'self' cannot be used as a variable name",
+                "1:9: 'self' cannot be used as a field name",
             ),
         ];
         for (src, want) in cases {

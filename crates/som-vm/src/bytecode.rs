@@ -164,13 +164,20 @@ pub struct Code {
     pub loops: Vec<metajit::driver::LoopCell>,
     /// Tier 2's state word of the code's entry trace (loop-less code only).
     pub entry: metajit::driver::LoopCell,
-    /// Source line of each op (for backtraces).
-    pub lines: Vec<u32>,
+    /// Source position of each op (for backtraces): a send's is where its
+    /// expression starts.
+    pub positions: Vec<som_syntax::Span>,
+    /// The source file the code comes from: an index into `Vm::sources`, or
+    /// `NO_SOURCE` (code typed into the REPL).
+    pub source: u32,
     /// Operand-stack depth before each op (the same on every path to it).
     pub depths: Vec<u16>,
     /// Tier-1 state: the compiled method once compiled (see `tier1`).
     pub tier1: Cell<Tier1State>,
 }
+
+/// `Code::source` of code that comes from no file.
+pub const NO_SOURCE: u32 = u32::MAX;
 
 /// Whether a method has tier-1 code.
 #[derive(Debug, Clone, Copy)]

@@ -29,7 +29,7 @@ impl Vm {
             }
             let mut label = self.method_label(method);
             if !method.enclosing.is_null() {
-                let line = code.lines.first().copied().unwrap_or(0);
+                let line = code.positions.first().map_or(0, |p| p.line);
                 label.push_str(&format!(" (line {line})"));
             }
             rows.push((count, label));

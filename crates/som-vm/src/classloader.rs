@@ -14,11 +14,11 @@ use crate::compiler::Compiler;
 use crate::corelib;
 use crate::interpreter::frame::Frame;
 use crate::interpreter::send::send_values;
-use crate::object::{as_ref, header, BuildPtrHasher, Class, Header, Kind, Slots, Str};
+use crate::object::{as_ref, as_shared, header, BuildPtrHasher, Class, Header, Kind, Slots, Str};
 use crate::universe::{KnownSymbols, Vm};
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
-use som_syntax::{ClassDef, SuperclassSpec, SyntaxError};
+use som_syntax::{ClassDef, Span, SuperclassSpec, SyntaxError};
 use std::cell::Cell;
 use std::collections::HashMap;
 
@@ -46,6 +46,7 @@ const CORE_ORDER: &[&str] = &[
 ];
 
 /// A class file's text and the name to report it under.
+#[derive(Clone)]
 pub struct ClassSource {
     pub text: String,
     pub file: String,
@@ -77,11 +78,16 @@ impl Vm {
         self.classes.false_class = c("False");
         self.classes.system = c("System");
         for &class in shells.values() {
-            // SAFETY: classes are immortal.
+            // SAFETY: classes are immortal; `new_class_pair` gave every shell a
+            // metaclass, also immortal. The header's class is a `Cell`, so no
+            // reference to the metaclass needs to be unique.
             let meta = unsafe { (*class).header.class.get() };
+            // SAFETY: as above.
             unsafe { (*meta).header.class.set(self.classes.metaclass) };
         }
         // Layouts of the built-in kinds.
+        // SAFETY: the shells were just created (immortal, non-null), and nothing else
+        // holds a reference to them yet.
         unsafe {
             (*self.classes.array).instance_kind = Kind::Array;
             (*self.classes.string).instance_kind = Kind::String;
@@ -94,6 +100,8 @@ impl Vm {
         self.false_ = self.alloc_slots(Kind::Instance, self.classes.false_class, 0);
         self.system = self.alloc_slots(Kind::Instance, self.classes.system, 0);
         for &class in shells.values() {
+            // SAFETY: as for the layouts above; a class and its metaclass are two
+            // objects, so the two writes touch different classes.
             unsafe {
                 (*class).superclass = self.nil;
                 (*(*class).header.class.get()).superclass = self.nil;
@@ -129,6 +137,7 @@ impl Vm {
                 .ok_or_else(|| format!("core class {name} not found"))?;
             let def =
                 som_syntax::parse_class(&source.text, &source.file).map_err(|e| e.to_string())?;
+            self.register_source(&source);
             self.define_class(shells[name], &def, &source.file)
                 .map_err(|e| e.to_string())?;
         }
@@ -191,6 +200,19 @@ impl Vm {
         })
     }
 
+    /// Keeps a class file's text, so backtraces can show its lines.
+    fn register_source(&mut self, source: &ClassSource) {
+        self.sources.push(source.clone());
+    }
+
+    /// The index in `sources` of the file named `file`, or `NO_SOURCE`.
+    pub fn source_index(&self, file: &str) -> u32 {
+        self.sources
+            .iter()
+            .rposition(|s| s.file == file)
+            .map_or(crate::bytecode::NO_SOURCE, |i| i as u32)
+    }
+
     /// Loads the class `name` if it is not loaded yet; answers it, or `None` if no class
     /// file exists. Syntax errors in the file are errors.
     pub fn load_class(&mut self, name: Value) -> VmResult<Option<Value>> {
@@ -209,28 +231,60 @@ impl Vm {
             ));
         }
         self.classes_being_loaded.push(name);
-        let result = self.load_class_from(name, &text, source);
+        let result = self.load_class_from(name, &text, source, false);
         self.classes_being_loaded.retain(|&n| n != name);
+        result
+    }
+
+    /// Loads the program's main class from the file for `name`: the class that file
+    /// defines, even under another name (as yksom does; a class found by name on the
+    /// classpath must have that name). Answers the class, or `None` if no file exists.
+    pub fn load_program_class(&mut self, name: &str) -> VmResult<Option<Value>> {
+        let sym = self.symbol(name);
+        if let Some(v) = self.global(sym).filter(|&v| self.is_kind(v, Kind::Class)) {
+            return Ok(Some(v));
+        }
+        let Some(source) = self.find_class_source(name) else {
+            return Ok(None);
+        };
+        self.classes_being_loaded.push(sym);
+        let result = self.load_class_from(sym, name, source, true);
+        self.classes_being_loaded.retain(|&n| n != sym);
         result
     }
 
     fn load_class_from(
         &mut self,
-        name: Value,
+        mut name: Value,
         text: &str,
         source: ClassSource,
+        any_name: bool,
     ) -> VmResult<Option<Value>> {
-        let def = som_syntax::parse_class(&source.text, &source.file).map_err(syntax_unwind)?;
+        let def = som_syntax::parse_class(&source.text, &source.file)
+            .map_err(|e| syntax_unwind(e, &source.text))?;
         if def.name != text {
-            return self.err(format!(
-                "{}: the file defines class {} instead of {}",
-                source.file, def.name, text
-            ));
+            if !any_name {
+                return self.err(format!(
+                    "{}: the file defines class {} instead of {}",
+                    source.file, def.name, text
+                ));
+            }
+            name = self.symbol(&def.name);
+            if self
+                .global(name)
+                .is_some_and(|v| self.is_kind(v, Kind::Class))
+            {
+                return self.err(format!(
+                    "{}: the file defines class {}, which is already loaded",
+                    source.file, def.name
+                ));
+            }
         }
         let class = self.new_class_pair(Value::EMPTY);
         self.set_class_name(class, name);
+        self.register_source(&source);
         self.define_class(class, &def, &source.file)
-            .map_err(syntax_unwind)?;
+            .map_err(|e| syntax_unwind(e, &source.text))?;
         let v = Value::from_ptr(class);
         self.set_global(name, v);
         Ok(Some(v))
@@ -266,45 +320,68 @@ impl Vm {
                 }
             }
         };
-        // SAFETY: classes are immortal; the VM is single-threaded.
-        let (c, meta) = unsafe { (&mut *class, &mut *(*class).header.class.get()) };
-        let (super_fields, super_meta_fields) = match superclass {
+        // SAFETY: classes are immortal, and `new_class_pair` gave this one its
+        // metaclass.
+        let meta = unsafe { (*class).header.class.get() };
+        // What the superclass passes on, read before `class` is borrowed mutably (a
+        // core class file on the classpath may name its own class as superclass).
+        let (superclasses, super_kind, super_fields, super_meta_fields) = match superclass {
+            // SAFETY: classes and their metaclasses are immortal, and no reference to
+            // `s` or its metaclass is live.
             Some(s) => unsafe {
                 let sm = (*s).header.class.get();
-                c.superclass = Value::from_ptr(s);
-                meta.superclass = Value::from_ptr(sm);
-                if c.instance_kind == Kind::Instance {
-                    c.instance_kind = (*s).instance_kind;
-                }
-                ((*s).instance_fields.clone(), (*sm).instance_fields.clone())
+                (
+                    (Value::from_ptr(s), Value::from_ptr(sm)),
+                    Some((*s).instance_kind),
+                    (*s).instance_fields.clone(),
+                    (*sm).instance_fields.clone(),
+                )
             },
             None => {
-                c.superclass = self.nil;
-                // `Object class superclass` is `Class`.
-                meta.superclass = Value::from_ptr(self.classes.class);
-                // SAFETY: Class is a core class shell.
+                // SAFETY: Class is a core class shell (immortal), not borrowed here.
                 let class_fields = unsafe { (*self.classes.class).instance_fields.clone() };
-                (Vec::new(), class_fields)
+                // `Object class superclass` is `Class`.
+                let superclasses = (self.nil, Value::from_ptr(self.classes.class));
+                (superclasses, None, Vec::new(), class_fields)
             }
         };
-        c.instance_fields = self
-            .field_list(super_fields, &def.instance_fields)
-            .map_err(&err)?;
-        meta.instance_fields = self
-            .field_list(super_meta_fields, &def.class_fields)
-            .map_err(&err)?;
-        c.class_slots = vec![self.nil; meta.instance_fields.len()];
+        let field_err = |(message, span)| SyntaxError {
+            file: file.to_string(),
+            span,
+            message,
+        };
+        let instance_fields = self
+            .field_list(
+                super_fields,
+                &def.instance_fields,
+                &def.instance_field_spans,
+            )
+            .map_err(field_err)?;
+        let class_fields = self
+            .field_list(super_meta_fields, &def.class_fields, &def.class_field_spans)
+            .map_err(field_err)?;
+        // SAFETY: classes are immortal; a class and its metaclass are two objects, and
+        // no other reference to either is live while these are (nothing below
+        // allocates, so no collection reads them meanwhile).
+        let (c, c_meta) = unsafe { (&mut *class, &mut *meta) };
+        (c.superclass, c_meta.superclass) = superclasses;
+        if let Some(kind) = super_kind {
+            if c.instance_kind == Kind::Instance {
+                c.instance_kind = kind;
+            }
+        }
+        c.class_slots = vec![self.nil; class_fields.len()];
+        c.instance_fields = instance_fields;
+        c_meta.instance_fields = class_fields;
 
-        for (target, methods) in [
-            (class, &def.instance_methods),
-            (meta as *mut Class, &def.class_methods),
-        ] {
+        for (target, methods) in [(class, &def.instance_methods), (meta, &def.class_methods)] {
             let mut compiler = Compiler::new(self, target, file);
             let mut compiled = Vec::new();
             for m in methods {
                 compiled.push(compiler.compile_method(m)?);
             }
-            // SAFETY: classes are immortal.
+            // SAFETY: classes are immortal, and the compiler, which read `target`'s
+            // fields through its pointer, is done: no other reference to it is live.
             let t = unsafe { &mut *target };
             t.methods.clear();
             t.methods_array = Value::EMPTY;
@@ -313,6 +390,7 @@ impl Vm {
                 // SAFETY: methods are immortal.
                 let sel = unsafe { (*m).signature };
                 if t.dict.insert(sel, m).is_some() {
+                    // SAFETY: methods are immortal.
                     t.methods.retain(|&old| unsafe { (*old).signature } != sel);
                 }
                 t.methods.push(m);
@@ -321,15 +399,21 @@ impl Vm {
         Ok(())
     }
 
+    /// The fields of a class: its superclass's, then its own (declared at `spans`),
+    /// none of which may repeat an inherited one.
     fn field_list(
         &mut self,
         mut inherited: Vec<Value>,
         own: &[String],
-    ) -> Result<Vec<Value>, String> {
-        for f in own {
+        spans: &[Span],
+    ) -> Result<Vec<Value>, (String, Span)> {
+        for (f, &span) in own.iter().zip(spans) {
             let sym = self.symbol(f);
             if inherited.contains(&sym) {
-                return Err(format!("field '{f}' is already declared"));
+                return Err((
+                    format!("Field '{f}' is already defined in a superclass."),
+                    span,
+                ));
             }
             inherited.push(sym);
         }
@@ -341,10 +425,12 @@ impl Vm {
     /// Field `n` (0-based) of an instance or a class object (class-side fields).
     pub fn read_field(&self, obj: Value, n: usize) -> Value {
         match self.kind_of(obj) {
-            // SAFETY: checked kinds.
+            // SAFETY: checked kinds; the reference ends with the read (indexing checks
+            // `n`).
             Some(Kind::Instance) => unsafe { as_ref::<Slots>(obj).items()[n] },
+            // SAFETY: checked kind; classes are immortal, and this only reads.
             Some(Kind::Class) => unsafe {
-                as_ref::<Class>(obj)
+                as_shared::<Class>(obj)
                     .class_slots
                     .get(n)
                     .copied()
@@ -356,8 +442,11 @@ impl Vm {
 
     pub fn write_field(&mut self, obj: Value, n: usize, v: Value) {
         match self.kind_of(obj) {
-            // SAFETY: checked kinds.
+            // SAFETY: checked kinds; the reference ends with the write (indexing checks
+            // `n`).
             Some(Kind::Instance) => unsafe { as_ref::<Slots>(obj).items()[n] = v },
+            // SAFETY: checked kind; classes are immortal, and no other reference to
+            // this one is live while the slot is written.
             Some(Kind::Class) => unsafe {
                 if let Some(slot) = as_ref::<Class>(obj).class_slots.get_mut(n) {
                     *slot = v;
@@ -373,11 +462,16 @@ impl Vm {
         v.is_ptr().then(|| unsafe { header(v).kind })
     }
 
-    /// The string of a String or Symbol value, if it is one.
-    pub fn get_str<'a>(&self, v: Value) -> Option<&'a str> {
+    /// The string of a String or Symbol value, if it is one. The text borrows the VM,
+    /// as [`Vm::str_of`]'s does.
+    pub fn get_str(&self, v: Value) -> Option<&str> {
         match self.kind_of(v) {
-            // SAFETY: checked kind.
-            Some(Kind::String) | Some(Kind::Symbol) => Some(unsafe { as_ref::<Str>(v).as_str() }),
+            Some(Kind::String) | Some(Kind::Symbol) => {
+                // SAFETY: checked kind. Strings never change, and the string cannot be
+                // freed while `self` is borrowed (collections need the VM mutably), so
+                // a shared reference for that long is valid.
+                Some(unsafe { as_shared::<Str>(v).as_str() })
+            }
             _ => None,
         }
     }
@@ -418,21 +512,43 @@ impl Vm {
     /// Reports how a top-level send ended and answers the exit status.
     pub fn finish(&mut self, result: VmResult<Value>) -> i32 {
         self.flush();
-        match result.map_err(|u| *u) {
+        match result {
             Ok(_) => 0,
-            Err(Unwind::Exit(code)) => code,
-            Err(Unwind::Error { message, backtrace }) => {
-                use std::io::Write;
+            Err(u) => {
+                if let Unwind::Exit(code) = *u {
+                    return code;
+                }
+                self.report(&u);
+                1
+            }
+        }
+    }
+
+    /// Prints an unwind that ended a program (or one REPL input): errors as
+    /// [`Unwind`] describes them.
+    pub fn report(&mut self, unwind: &Unwind) {
+        use std::io::Write;
+        self.flush();
+        let traceback = |backtrace: &str| {
+            if !backtrace.is_empty() {
+                eprint!("{}\n{backtrace}", crate::universe::TRACEBACK_HEADER);
+            }
+        };
+        match unwind {
+            Unwind::Error { message, backtrace } => {
+                traceback(backtrace);
+                eprintln!("{message}");
+            }
+            Unwind::ProgramError { message, backtrace } => {
                 let _ = writeln!(self.out, "\nERROR: {message}");
                 self.flush();
-                eprint!("Traceback (innermost first):\n{backtrace}");
-                1
+                traceback(backtrace);
             }
-            Err(Unwind::NonLocalReturn { .. }) | Err(Unwind::Restart) => {
-                self.flush();
-                eprintln!("ERROR: a non-local return or restart left the program");
-                1
+            Unwind::Exit(_) => {}
+            Unwind::NonLocalReturn { .. } => {
+                eprintln!("A non-local return's home method has already returned.")
             }
+            Unwind::Restart => eprintln!("A restart left the program."),
         }
     }
 
@@ -446,9 +562,10 @@ impl Vm {
     }
 }
 
-fn syntax_unwind(e: SyntaxError) -> Box<Unwind> {
+/// A syntax error in the class file whose text is `source`, as an error unwind.
+fn syntax_unwind(e: SyntaxError, source: &str) -> Box<Unwind> {
     Box::new(Unwind::Error {
-        message: e.to_string(),
+        message: e.report(source).trim_end().to_string(),
         backtrace: String::new(),
     })
 }

@@ -8,10 +8,16 @@
 //! the collected heap (`heap`) and contains only words and bytes.
 //!
 //! # Safety invariant
-//! The VM runs on one thread. Heap objects never move and are never freed while
-//! reachable. Accessors that turn a [`Value`] into a reference (`unsafe fn as_ref`)
-//! require that the value really points to an object of that layout (checked through
-//! the header kind by the callers) and that the reference does not outlive the object.
+//! The VM runs on one thread. Every pointer [`Value`] the VM holds points to a live
+//! object. Heap objects never move and are never freed while reachable; collections
+//! happen only at allocations and safepoints, which take the `Vm` (or its heap) by
+//! `&mut`, so a reference tied to a shared borrow of the `Vm` (`Vm::str_of`) cannot
+//! see one. Strings and symbols never change after allocation. The accessors that
+//! turn a [`Value`] into a reference with a lifetime the caller chooses (`unsafe fn`
+//! [`as_ref`], [`as_shared`], [`header`]) require that the value really points to an
+//! object of that layout (checked through the header kind by the callers), that the
+//! reference does not outlive the object, and that a mutable one is not used while
+//! another reference to the same object is.
 
 use crate::bytecode::Code;
 use crate::primitives::PrimFn;
@@ -47,19 +53,44 @@ pub struct Header {
     pub hash: u32,
 }
 
-/// Returns a reference to the object `v` points to.
+/// Returns a mutable reference to the object `v` points to, for a lifetime the caller
+/// chooses.
 ///
 /// # Safety
-/// `v` must point to a live object whose layout is `T` (see the module invariant).
+/// * `v` must point to a live object whose layout is `T` (callers check the header's
+///   kind, or know it: a fresh allocation, an immortal class or method).
+/// * The reference must be unique while it is used: no other reference to the object
+///   (from `as_ref`, [`as_shared`], [`header`], or accessors such as `Vm::str_of`)
+///   may be used, or be live and used later, meanwhile.
+/// * It must not be used after the object may have been freed, nor while the
+///   collector reads the object: in practice, not across an allocation (any allocation
+///   may collect) or a safepoint. Immortal objects (classes, methods, symbols) are
+///   never freed, but the collector still reads their fields.
 #[inline(always)]
 pub unsafe fn as_ref<'a, T>(v: Value) -> &'a mut T {
     &mut *v.as_ptr::<T>()
 }
 
-/// The header of the object `v` points to.
+/// Returns a shared reference to the object `v` points to, for a lifetime the caller
+/// chooses: [`as_ref`] for code that only reads.
 ///
 /// # Safety
-/// `v.is_ptr()` must hold.
+/// As for [`as_ref`], except that other shared references to the object may be used
+/// meanwhile (but no mutable one, and nothing may write the object's non-`Cell`
+/// fields); the collector only reads, so the reference may be used across an
+/// allocation if the object stays reachable (objects never move).
+#[inline(always)]
+pub unsafe fn as_shared<'a, T>(v: Value) -> &'a T {
+    &*v.as_ptr::<T>()
+}
+
+/// The header of the object `v` points to, for a lifetime the caller chooses.
+///
+/// # Safety
+/// `v` must point to a live object (`v.is_ptr()`, and the module invariant), and the
+/// reference must not be used after the object may have been freed (across an
+/// allocation, unless the object stays reachable) nor while a mutable reference to the
+/// object from [`as_ref`] is used. Headers change only through their `Cell`.
 #[inline(always)]
 pub unsafe fn header<'a>(v: Value) -> &'a Header {
     &*v.as_ptr::<Header>()
@@ -68,7 +99,8 @@ pub unsafe fn header<'a>(v: Value) -> &'a Header {
 /// Bytes the heap object at `obj` occupies (header included, rounded up to words).
 ///
 /// # Safety
-/// `obj` points to an initialised object.
+/// `obj` points to a live, initialised object (its kind and length fields are read),
+/// and no mutable reference to it is in use.
 pub unsafe fn heap_size(obj: *const Header) -> usize {
     use std::mem::size_of;
     let bytes = match (*obj).kind {

@@ -152,9 +152,14 @@ impl Tier2 {
 }
 
 /// The safepoint compiled loops call at their header when a collection is waiting.
+///
+/// # Safety
+/// `vm` is the running VM (the context a trace gets), and no reference into it is in
+/// use while the trace runs.
 unsafe extern "C" fn safepoint(vm: *mut u8) {
-    // SAFETY: traces get the running VM as their context.
-    let vm = &*(vm as *const Vm);
+    // SAFETY: as the contract says; the collection this may wait for needs the VM
+    // borrowed mutably, as allocation does.
+    let vm = &mut *(vm as *mut Vm);
     vm.heap.safepoint();
 }
 
@@ -494,7 +499,6 @@ const BRIDGE_TRIES: u32 = 4;
 /// a guard that failed `bridge_threshold` times first gets a bridge recorded from
 /// there.
 fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<ExitOutcome> {
-    let vm_ptr = vm as *mut Vm as *mut u8;
     let end = vm.stack.as_ptr_range().end as usize;
     let bridge_threshold = vm.options.tier2.bridge_threshold;
     let t2 = vm.tier2.as_mut().expect("tracing mode");
@@ -509,6 +513,9 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
     let (trace, snap) = loop {
         let t2 = vm.tier2.as_mut().expect("tracing mode");
         let func = t2.traces[current].compiled.func;
+        // Derived after the last use of `vm` before the call (`t2` borrows it), so
+        // the trace's calls back into the VM use a pointer no access has invalidated.
+        let vm_ptr = vm as *mut Vm as *mut u8;
         // SAFETY: the trace was recorded from this loop of this activation's code (or
         // is a bridge of it, entered with the exit buffer its guard filled); it reads
         // and writes the frame window and auxiliary words the recorder saw (the
@@ -577,11 +584,17 @@ fn deoptimise<M: Machine>(
     if map.frames.len() == 1 {
         return match vm.pending_unwind.take() {
             // The failed call was made by the root frame itself.
-            Some(u) => complete_send(m, vm, code, f, Err(u)),
+            Some(u) => {
+                f.pc += 1;
+                complete_send(m, vm, code, f, Err(u))
+            }
             None => Ok(ExitOutcome::Continue),
         };
     }
     let state = map.state(&t2.exits);
+    // While its callee runs, a frame's pc is past its send, as in the interpreter
+    // (backtraces taken in the callee show the send).
+    f.pc += 1;
     let inner = resume(m, vm, &state.frames, 1, f);
     complete_send(m, vm, code, f, inner)
 }
@@ -672,13 +685,17 @@ fn resume<M: Machine>(
     vm.depth += 1;
     vm.current_frame = &f;
     let outcome = if k + 1 < frames.len() {
+        f.pc += 1;
         let inner = resume(m, vm, frames, k + 1, &mut f);
         complete_send(m, vm, code, &mut f, inner)
     } else {
         // The innermost frame resumes at the guard's instruction, or, if a residual
         // call failed there, goes on with its unwind.
         match vm.pending_unwind.take() {
-            Some(u) => complete_send(m, vm, code, &mut f, Err(u)),
+            Some(u) => {
+                f.pc += 1;
+                complete_send(m, vm, code, &mut f, Err(u))
+            }
             None => Ok(ExitOutcome::Continue),
         }
     };
@@ -693,9 +710,10 @@ fn resume<M: Machine>(
     leave_rebuilt(m, code, &mut f, r)
 }
 
-/// Finishes the send that frame `f` (of `code`) was making when a trace left, with
-/// the callee's outcome `r`: the receiver and arguments make way for the result and
-/// the frame continues after the send (or restarts, or unwinds).
+/// Finishes the send that frame `f` (of `code`, its pc just past the send) was making
+/// when a trace left, with the callee's outcome `r`: the receiver and arguments make
+/// way for the result and the frame continues after the send (or restarts, or
+/// unwinds).
 fn complete_send<M: Machine>(
     m: &mut M,
     vm: &mut Vm,
@@ -705,17 +723,13 @@ fn complete_send<M: Machine>(
 ) -> VmResult<ExitOutcome> {
     match r {
         Ok(v) => {
-            let argc = send_argc(code, f.pc);
+            let argc = send_argc(code, f.pc - 1);
             m.drop_n(f, argc + 1);
             m.push(f, v);
-            f.pc += 1;
             Ok(ExitOutcome::Continue)
         }
         Err(u) => {
-            // The send failed: the frame's pc names the send (backtraces), as the
-            // interpreter has it while the send runs.
             m.cannot_trace(AbortReason::Unsupported);
-            f.pc += 1;
             after_send(vm, code, f, Err(u))
         }
     }

@@ -151,6 +151,8 @@ pub struct Vm {
     pub inlined_activations: Vec<Box<[(*mut Method, u32)]>>,
     /// Their numbers, to give the same activations the same number.
     inlined_numbers: HashMap<Box<[(*mut Method, u32)]>, u32>,
+    /// The text of every class file loaded, for backtraces (`Code::source`).
+    pub sources: Vec<crate::classloader::ClassSource>,
     /// State of the `atRandom` generator (xorshift64*).
     rng: u64,
     pub out: std::io::BufWriter<std::io::Stdout>,
@@ -215,6 +217,7 @@ impl Vm {
             pending_unwind: None,
             inlined_activations: vec![Box::new([])],
             inlined_numbers: HashMap::new(),
+            sources: Vec::new(),
             rng: 0x9e37_79b9_7f4a_7c15,
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
         });
@@ -248,11 +251,15 @@ impl Vm {
         self.symbols.values()
     }
 
-    /// The text of a String or Symbol.
-    pub fn str_of<'a>(&self, v: Value) -> &'a str {
-        debug_assert!(self.is_kind(v, Kind::String) || self.is_kind(v, Kind::Symbol));
-        // SAFETY: callers pass strings or symbols (checked by `is_kind`).
-        unsafe { as_ref::<Str>(v).as_str() }
+    /// The text of a String or Symbol; panics for any other value.
+    ///
+    /// The text borrows the VM: collections need it mutably (see `object`), so the
+    /// string cannot be freed while the text is in use.
+    pub fn str_of(&self, v: Value) -> &str {
+        match self.get_str(v) {
+            Some(text) => text,
+            None => panic!("str_of: {v:?} is not a String or Symbol"),
+        }
     }
 
     // ---- globals ---------------------------------------------------------------------
@@ -531,48 +538,60 @@ impl Vm {
         Err(self.error(message))
     }
 
-    /// The active SOM activations, innermost first; long stacks keep both ends.
+    /// The active SOM activations as backtraces show them, after a line
+    /// [`TRACEBACK_HEADER`]: outermost first (the most recent call at the bottom), each
+    /// as `Class>>#selector at file, line L, column C:` and the line of source there.
+    /// Columns count from 0 (as yksom's do, which the public IntegrationTests check);
+    /// syntax errors count them from 1, as editors do. Long stacks keep both ends.
     pub fn backtrace(&self) -> String {
         const KEEP: usize = 20;
         // (method, pc) of every activation, innermost first.
         let mut frames: Vec<(*mut Method, u32)> = Vec::new();
         let mut f = self.current_frame;
+        let mut skip_root = false;
         while !f.is_null() {
             // SAFETY: frames form a chain of live activations on the Rust stack.
             let frame = unsafe { &*f };
             if !frame.method.is_null() {
-                frames.push((frame.method, frame.pc));
+                if !skip_root {
+                    frames.push((frame.method, frame.pc));
+                }
+                skip_root = false;
             } else if frame.pc >= INLINED_FRAMES {
-                // A compiled trace's residual call: the activations it had inlined.
+                // A compiled trace's residual call: the activations it had inlined,
+                // then its root activation as it was at the call (which stands for
+                // the root frame next in the chain).
                 let site = (frame.pc - INLINED_FRAMES) as usize;
                 if let Some(inlined) = self.inlined_activations.get(site) {
                     frames.extend_from_slice(inlined);
+                    skip_root = !inlined.is_empty();
                 }
             }
             f = frame.parent;
         }
+        frames.reverse();
         let total = frames.len();
         let mut out = String::new();
         for (i, &(method, pc)) in frames.iter().enumerate() {
             if total > 2 * KEEP && i == KEEP {
-                out.push_str(&format!("    ... {} more ...\n", total - 2 * KEEP));
+                out.push_str(&format!("  ... {} more ...\n", total - 2 * KEEP));
             }
             if total <= 2 * KEEP || i < KEEP || i >= total - KEEP {
-                out.push_str("    ");
                 // SAFETY: frames always hold an immortal method.
                 out.push_str(&self.describe_activation(unsafe { &*method }, pc.saturating_sub(1)));
-                out.push('\n');
             }
         }
         out
     }
 
     /// Numbers the activations `caller` and the `n - 1` above it (innermost first),
-    /// as they are now, for a residual call a trace makes from `caller` after inlining
-    /// them: backtraces taken inside that call show them (see [`INLINED_FRAMES`]).
-    /// Also answers the frame above them (the trace's root frame).
+    /// and the trace's root activation above them, as they are now, for a residual
+    /// call a trace makes from `caller` after inlining them: backtraces taken inside
+    /// that call show them (see [`INLINED_FRAMES`]), and the root activation at the
+    /// call's instruction (its frame in memory holds the pc where the trace was
+    /// entered). Also answers the root frame.
     pub fn number_inlined_activations(&mut self, caller: &Frame, n: usize) -> (u32, *const Frame) {
-        let mut inlined = Vec::with_capacity(n);
+        let mut inlined = Vec::with_capacity(n + 1);
         let mut f: *const Frame = caller;
         for _ in 0..n {
             // SAFETY: the recorder inlined `n` activations, each with its frame on
@@ -581,7 +600,11 @@ impl Vm {
             inlined.push((frame.method, frame.pc));
             f = frame.parent;
         }
-        if n == 0 {
+        // SAFETY: the root frame is live on the Rust stack too (the trace runs in it).
+        if let Some(root) = unsafe { f.as_ref() }.filter(|r| !r.method.is_null()) {
+            inlined.push((root.method, root.pc));
+        }
+        if inlined.is_empty() {
             return (0, f);
         }
         let inlined = inlined.into_boxed_slice();
@@ -594,14 +617,32 @@ impl Vm {
         (i, f)
     }
 
-    /// A backtrace line's text for an activation of `method` running instruction `pc`.
+    /// The backtrace lines of an activation of `method` running instruction `pc`.
     pub fn describe_activation(&self, method: &Method, pc: u32) -> String {
-        let line = method
-            .code()
-            .and_then(|c| c.lines.get(pc as usize))
-            .copied()
-            .unwrap_or(0);
-        format!("{} (line {})", self.method_label(method), line)
+        let label = self.method_label(method);
+        let Some(code) = method.code() else {
+            return format!("  {label}\n");
+        };
+        let pos = code.positions.get(pc as usize).copied().unwrap_or_default();
+        let Some(source) = self.sources.get(code.source as usize) else {
+            return format!(
+                "  {label} at line {}, column {}:\n",
+                pos.line,
+                pos.col.saturating_sub(1)
+            );
+        };
+        let text = source
+            .text
+            .lines()
+            .nth(pos.line.saturating_sub(1) as usize)
+            .unwrap_or("")
+            .trim();
+        format!(
+            "  {label} at {}, line {}, column {}:\n      {text}\n",
+            source.file,
+            pos.line,
+            pos.col.saturating_sub(1)
+        )
     }
 
     /// A method's name as backtraces show it: `Class>>#selector`, or
@@ -643,6 +684,9 @@ impl Vm {
 /// the activations the trace had inlined there (`Vm::inlined_activations`), which
 /// backtraces taken inside show in its place.
 pub const INLINED_FRAMES: u32 = 0x8000_0000;
+
+/// The line before a backtrace ([`Vm::backtrace`]) on stderr.
+pub const TRACEBACK_HEADER: &str = "Traceback (most recent call at bottom):";
 
 /// A value stack of `n` empty slots. Zeroed memory comes straight from the OS, so the
 /// pages are only touched (and count towards memory use) as deep as programs recurse.

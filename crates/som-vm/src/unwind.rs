@@ -13,9 +13,14 @@ pub enum Unwind {
     Restart,
     /// `System>>exit:`.
     Exit(i32),
-    /// A VM-level error (bad primitive argument, stack overflow...), with the SOM
-    /// backtrace taken where it happened.
+    /// A VM-level error (bad primitive argument, stack overflow, a class that does not
+    /// parse...), with the SOM backtrace taken where it happened (empty for errors
+    /// outside any activation). Reported on stderr: the backtrace, then the message.
     Error { message: String, backtrace: String },
+    /// `Object>>error:` of our core library: the program's own error. Reported as
+    /// every SOM library's `error:` reports it, `ERROR: message` on stdout, with the
+    /// backtrace on stderr.
+    ProgramError { message: String, backtrace: String },
 }
 
 /// Results of everything that can unwind. The unwind is boxed so that a

@@ -12,8 +12,10 @@ fn compile_in(vm: &mut Vm, method_source: &str) -> Result<*mut Method, String> {
     let object = vm.classes.object;
     // Compile against a holder that has the field `field`.
     let sym = vm.symbol("field");
+    // SAFETY: classes are immortal, and no reference to Object is live.
     unsafe { (*object).instance_fields.push(sym) };
     let r = Compiler::new(vm, object, "T.som").compile_method(&class.instance_methods[0]);
+    // SAFETY: as above; the compiler is done with the class.
     unsafe { (*object).instance_fields.pop() };
     r.map_err(|e| e.to_string())
 }
@@ -21,12 +23,14 @@ fn compile_in(vm: &mut Vm, method_source: &str) -> Result<*mut Method, String> {
 fn ops(method_source: &str) -> Vec<Op> {
     let mut vm = Vm::new(Options::default()).unwrap();
     let m = compile_in(&mut vm, method_source).unwrap();
+    // SAFETY: methods are immortal and not changed once compiled.
     unsafe { (*m).code().unwrap().ops.clone() }
 }
 
 fn listing(method_source: &str) -> String {
     let mut vm = Vm::new(Options::default()).unwrap();
     let m = compile_in(&mut vm, method_source).unwrap();
+    // SAFETY: methods are immortal and not changed once compiled.
     let code = unsafe { (*m).code().unwrap() };
     code.disassemble(&|v| vm.get_str(v).unwrap_or("?").to_string())
 }
@@ -78,6 +82,7 @@ fn uncaptured_methods_need_no_context() {
 fn non_local_return_targets_the_home_context() {
     let mut vm = Vm::new(Options::default()).unwrap();
     let m = compile_in(&mut vm, "m = ( #(1 2) do: [ :e | ^ e ]. ^ nil )").unwrap();
+    // SAFETY: methods are immortal and not changed once compiled.
     let code = unsafe { (*m).code().unwrap() };
     assert!(code.context.is_some(), "home method needs a context");
     let Op::PushBlock(lit) = code
@@ -89,6 +94,7 @@ fn non_local_return_targets_the_home_context() {
         unreachable!()
     };
     let block: *mut Method = code.literals[*lit as usize].as_ptr();
+    // SAFETY: a PushBlock literal is a block method, immortal like every method.
     let bcode = unsafe { (*block).code().unwrap() };
     assert!(
         bcode.ops.contains(&Op::ReturnNonLocal(1)),

@@ -139,6 +139,8 @@ fn identity_hashes_are_stable_and_spread() {
     let hashes_of = |root: Value| -> Vec<u32> {
         // SAFETY: `root` is an Array of objects.
         let items = unsafe { as_ref::<Slots>(root).items() };
+        // SAFETY: each element is one of the arrays allocated above, kept alive by
+        // `root`; nothing allocates while the headers are read.
         items.iter().map(|&o| unsafe { header(o) }.hash).collect()
     };
     let hashes = hashes_of(root);

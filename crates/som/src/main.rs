@@ -8,7 +8,7 @@
 mod cli;
 mod repl;
 
-use som_vm::{Mode, Options, Unwind, Vm};
+use som_vm::{Mode, Options, Vm};
 use std::process::ExitCode;
 
 /// Native stack of the VM thread. Reserved, not committed: pages are touched only as
@@ -76,10 +76,12 @@ fn run(cli: cli::Cli) -> i32 {
         return repl::run(&mut vm);
     }
     // Load the main class first so its syntax errors are reported as such.
-    let name = vm.symbol(&args[0]);
-    if let Err(u) = vm.load_class(name) {
-        if let Unwind::Error { message, .. } = *u {
-            eprintln!("{message}");
+    match vm.load_program_class(&args[0]) {
+        // The class the file defines names the program (it may differ from the file's).
+        Ok(Some(class)) => args[0] = vm.class_name(class.as_ptr()),
+        Ok(None) => {}
+        Err(u) => {
+            vm.report(&u);
             return 1;
         }
     }

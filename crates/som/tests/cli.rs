@@ -66,9 +66,9 @@ fn unbounded_recursion_is_a_som_error_not_a_crash() {
     let out = som(&[dir.join("Deep.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out.stdout).contains("Stack overflow"),
+        text(&out.stderr).contains("Stack overflow"),
         "{}",
-        text(&out.stdout)
+        text(&out.stderr)
     );
     assert!(
         text(&out.stderr).contains("Deep>>#down:"),
@@ -88,7 +88,7 @@ fn recursion_to_a_hundred_million_frames_ends_cleanly() {
     );
     let out = som(&[dir.join("Deep8.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("Stack overflow"));
+    assert!(text(&out.stderr).contains("Stack overflow"));
 }
 
 #[test]
@@ -168,10 +168,12 @@ fn garbage_input_never_panics() {
     }
 }
 
-#[test]
-fn without_a_program_the_repl_evaluates_lines() {
+/// Runs the REPL (no program) with `input` piped to its standard input. Its data
+/// directory (for the history) is `data`.
+fn repl_in(data: &std::path::Path, input: &str) -> Output {
     use std::io::Write;
     let mut child = Command::new(env!("CARGO_BIN_EXE_som"))
+        .env("XDG_DATA_HOME", data)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -181,17 +183,237 @@ fn without_a_program_the_repl_evaluates_lines() {
         .stdin
         .take()
         .unwrap()
-        .write_all(b"3 + 4\n| a | a := 6. a * 7\n1 +\n'still here'\n\n")
+        .write_all(input.as_bytes())
         .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let stdout = text(&out.stdout);
-    assert!(stdout.contains("\n7\n42\nstill here\n"), "{stdout}");
+    child.wait_with_output().unwrap()
+}
+
+/// Runs the REPL with `input` piped in and a fresh data directory named after `name`.
+fn repl(name: &str, input: &str) -> Output {
+    repl_in(&classes(&format!("repl-{name}"), &[]), input)
+}
+
+#[test]
+fn without_a_program_the_repl_evaluates_lines() {
+    let out = repl(
+        "lines",
+        "3 + 4\n| a | a := 6. a * 7\n1 +\n\n'still here'\n\n",
+    );
+    // Piped input: no banner, no prompts, and empty lines do not end the session.
+    assert_eq!(text(&out.stdout), "7\n42\nstill here\n");
     assert!(
-        text(&out.stderr).contains("<repl>:1:"),
+        text(&out.stderr).contains("<repl>:1:4: error:"),
         "{}",
         text(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn the_repl_keeps_variables_from_line_to_line() {
+    let out = repl(
+        "variables",
+        "x := 5\nx * x\ny := x + 1. y\nadd := [:a | a + x]. nil\nadd value: 10\n\
+         x := 10\nadd value: 10\nw := v := 2\nw + v\n\
+         1 to: 3 do: [:i | last := i]. last\nnothing := nil. nothing\n",
+    );
+    assert_eq!(text(&out.stderr), "");
+    assert_eq!(
+        text(&out.stdout),
+        "5\n25\n6\nnil\n15\n10\n20\n2\n4\n3\nnil\n"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn repl_locals_last_one_input_and_globals_are_not_replaced() {
+    let out = repl(
+        "locals",
+        "| a | a := 6\na\nneverAssigned\nInteger := 3\nInteger\n",
+    );
+    // A declared variable is local to its input; reading a name never assigned is
+    // an unknown global (`unknownGlobal:`); an existing global is not replaced.
+    assert_eq!(
+        text(&out.stdout),
+        "6\n\nERROR: Tried loading 'a' as a class, but failed.\n\
+         \nERROR: Tried loading 'neverAssigned' as a class, but failed.\nInteger\n"
+    );
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "<repl>:1:1: error: cannot assign to the global 'Integer': it is not a session variable\n\
+             \x20 File '<repl>', line 1, column 1:\n    Integer := 3\n    ^\n"
+        ),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn the_repl_reports_runtime_errors_and_goes_on() {
+    let out = repl(
+        "errors",
+        "1/0\n'after division'\nnil foo\n'after dnu'\nself error: 'mine'\n'after error:'\n\
+         b := [:n | n / 0]. nil\nb value: 7\n'end'\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "after division\n\nERROR: Method foo not found in class Nil\nafter dnu\n\
+         \nERROR: mine\nafter error:\nnil\nend\n"
+    );
+    let err = text(&out.stderr);
+    assert!(err.contains("Division by zero"), "{err}");
+    // Backtraces show the REPL input, also that of an earlier line (the block's).
+    assert!(err.contains("Object>>#doIt at <repl>, line 1"), "{err}");
+    assert!(err.contains("      1/0\n"), "{err}");
+    assert!(err.contains("      b value: 7\n"), "{err}");
+    assert!(
+        err.contains("block in Object>>#doIt at <repl>, line 1"),
+        "{err}"
+    );
+    assert!(err.contains("      b := [:n | n / 0]. nil\n"), "{err}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn repl_syntax_errors_point_at_the_column_and_the_repl_goes_on() {
+    let out = repl("syntax", "1 +\n'next'\n(1 +\n 2 +)\n'last'\n'open");
+    assert_eq!(text(&out.stdout), "next\nlast\n");
+    let err = text(&out.stderr);
+    assert!(err.contains("<repl>:1:4: error: "), "{err}");
+    assert!(err.contains("    1 +\n       ^\n"), "{err}");
+    // An error in the second line of a multi-line input points into that line.
+    assert!(err.contains("<repl>:2:5: error: "), "{err}");
+    assert!(err.contains("     2 +)\n        ^\n"), "{err}");
+    // Input left open at the end is evaluated, and so reported.
+    assert!(
+        err.contains("<repl>:1:1: error: unterminated string"),
+        "{err}"
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn repl_input_continues_while_brackets_are_open() {
+    let out = repl(
+        "multiline",
+        "square := [:n |\n  n * n ]. nil\n((square value: 3) +\n  (square\n    value: 4))\n\
+         'a ( in a string' + ' and \"(\" too'\n\"a comment ( opens nothing\" 7\n\
+         \"a comment\n  across lines\" 8\n'two\nlines'\n#(1 (2\n  3)) length\n\
+         #'a ( symbol'\n[:k | k\n\n] value: 9\n'it\\'s ( here'\n([ 1 ] value ]\n'after'\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "nil\n25\na ( in a string and \"(\" too\n7\n8\ntwo\nlines\n2\na ( symbol\n9\n\
+         it's ( here\nafter\n"
+    );
+    // A closing bracket that matches no opening one ends the input (an error).
+    let err = text(&out.stderr);
+    assert!(err.contains("<repl>:1:14: error: "), "{err}");
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn system_exit_ends_the_repl_with_its_status() {
+    let out = repl("exit", "'before'\nsystem exit: 3\n'not reached'\n");
+    assert_eq!(text(&out.stdout), "before\n");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// Runs the REPL on a pseudo-terminal (TERM=dumb, so rustyline reads lines without
+/// editing them), with echo off; answers what it wrote and its exit status.
+fn repl_on_a_terminal(data: &std::path::Path, input: &str) -> (String, Option<i32>) {
+    use std::io::{Read, Write};
+    use std::os::fd::{AsRawFd, FromRawFd};
+    // SAFETY: plain libc calls on a descriptor this function owns.
+    let (mut master, slave) = unsafe {
+        let fd = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY);
+        assert!(fd >= 0, "posix_openpt");
+        assert_eq!(libc::grantpt(fd), 0);
+        assert_eq!(libc::unlockpt(fd), 0);
+        let mut name = [0 as libc::c_char; 128];
+        assert_eq!(libc::ptsname_r(fd, name.as_mut_ptr(), name.len()), 0);
+        let name = std::ffi::CStr::from_ptr(name.as_ptr()).to_str().unwrap();
+        let slave = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(name)
+            .unwrap();
+        let mut tio: libc::termios = std::mem::zeroed();
+        assert_eq!(libc::tcgetattr(slave.as_raw_fd(), &mut tio), 0);
+        tio.c_lflag &= !(libc::ECHO | libc::ECHOCTL);
+        tio.c_oflag &= !libc::OPOST;
+        assert_eq!(libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &tio), 0);
+        (std::fs::File::from_raw_fd(fd), slave)
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_som"))
+        .env("TERM", "dumb")
+        .env("XDG_DATA_HOME", data)
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    // Lines, then Ctrl-D at the start of a line: end of input.
+    master.write_all(input.as_bytes()).unwrap();
+    master.write_all(b"\x04").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the REPL did not end");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: fcntl on a descriptor `master` owns.
+    unsafe { libc::fcntl(master.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = master.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    (text(&out), status.code())
+}
+
+#[test]
+fn on_a_terminal_the_repl_prompts_and_keeps_history_across_sessions() {
+    let data = classes("repl-history", &[]);
+    let file = data.join("som").join("history");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    // An earlier session's history, longer than the 1000 entries kept.
+    let old: String = (0..1005).map(|i| format!("e{i}\n")).collect();
+    std::fs::write(&file, old).unwrap();
+    // `e1004` repeats the last entry loaded: not recorded again.
+    let (out, status) = repl_on_a_terminal(&data, "e1004\nx := 5\n(x\n* x)\n");
+    assert_eq!(status, Some(0), "{out}");
+    assert!(out.starts_with("SOM REPL."), "{out}");
+    assert!(out.ends_with("som> 5\nsom> ...> 25\nsom> "), "{out}");
+    let expected: String = (5..1005)
+        .map(|i| format!("e{i}\n"))
+        .chain(["x := 5\n".into(), "(x\\n* x)\n".into()])
+        .collect();
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), expected);
+    // The next session reads the multi-line entry back (typing it again repeats it,
+    // so it is not recorded again), and trims the file to its last 1000 entries.
+    let (out, _) = repl_on_a_terminal(&data, "(x\n* x)\n");
+    assert!(out.contains("...> "), "{out}");
+    let expected = expected.split_once("e7\n").unwrap().1;
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        format!("e7\n{expected}")
+    );
+    // Piped input keeps no history.
+    let piped = classes("repl-piped-history", &[]);
+    let out = repl_in(&piped, "3 + 4\n");
+    assert_eq!(text(&out.stdout), "7\n");
+    assert!(!piped.join("som").exists());
 }
 
 #[test]
@@ -221,7 +443,9 @@ fn huge_arrays_are_refused_with_a_som_error() {
     );
     let out = som(&[dir.join("Huge.som").to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stdout).contains("ERROR"), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert!(stderr.starts_with("Traceback"), "{stderr}");
+    assert!(stderr.contains("Huge>>#run at "), "{stderr}");
 }
 
 #[test]
@@ -324,9 +548,9 @@ fn running_out_of_heap_is_a_som_error_with_exit_1() {
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("out of memory"),
+        text(&out.stderr).contains("out of memory"),
         "{}",
-        text(&out.stdout)
+        text(&out.stderr)
     );
     assert!(
         text(&out.stderr).contains("Hog>>#run"),

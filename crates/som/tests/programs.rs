@@ -72,6 +72,14 @@ const MODES: &[&[&str]] = &[
     ],
 ];
 
+/// `tests/som` of the repository.
+fn programs_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/som")
+        .canonicalize()
+        .expect("tests/som exists")
+}
+
 fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -89,9 +97,14 @@ fn programs(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn check(program: &Path, mode: &[&str]) -> Result<(), String> {
+    // Run from `tests/som` with a relative path, so backtraces name files the same
+    // way on every machine.
+    let root = programs_root();
+    let relative = program.strip_prefix(&root).unwrap_or(program);
     let output = Command::new(env!("CARGO_BIN_EXE_som"))
         .args(mode)
-        .arg(program)
+        .arg(relative)
+        .current_dir(&root)
         .output()
         .map_err(|e| format!("cannot run som: {e}"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -128,7 +141,7 @@ fn check(program: &Path, mode: &[&str]) -> Result<(), String> {
 
 #[test]
 fn som_programs_give_their_expected_output_in_every_mode() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/som");
+    let root = programs_root();
     let mut all = Vec::new();
     programs(&root, &mut all);
     assert!(

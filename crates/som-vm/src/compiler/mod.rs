@@ -39,7 +39,7 @@ struct Var {
 struct Scope {
     id: u32,
     ops: Vec<Op>,
-    lines: Vec<u32>,
+    positions: Vec<Span>,
     depths: Vec<u16>,
     literals: Vec<Value>,
     sites: Vec<SendSite>,
@@ -59,7 +59,7 @@ impl Scope {
         Scope {
             id,
             ops: Vec::new(),
-            lines: Vec::new(),
+            positions: Vec::new(),
             depths: Vec::new(),
             literals: Vec::new(),
             sites: Vec::new(),
@@ -75,21 +75,37 @@ impl Scope {
     }
 }
 
+/// Where the text of `e` starts: its leftmost receiver's position.
+fn expression_start(e: &Expr) -> Span {
+    match e {
+        Expr::Send { receiver, .. } => expression_start(receiver),
+        other => other.span(),
+    }
+}
+
 /// Compiles the methods of one class.
 pub struct Compiler<'a> {
     vm: &'a mut Vm,
     /// The class the method belongs to (a metaclass for class-side methods).
     holder: *mut Class,
     file: String,
+    /// The index of `file` in `Vm::sources` (or `NO_SOURCE`).
+    source: u32,
     /// Pass-one findings, used by pass two.
     captured: HashSet<u32>,
     needs_ctx: HashSet<u32>,
     next_var: u32,
     next_scope: u32,
     scopes: Vec<Scope>,
-    line: u32,
+    /// Where the code being emitted comes from (see `Code::positions`).
+    pos: Span,
     /// The method being compiled (for blocks' back-pointer), set in pass two.
     enclosing: Vec<*mut Method>,
+    /// REPL input ([`Compiler::with_session_variables`]): an assignment to an
+    /// undeclared name stores a global instead of being an error.
+    session_variables: bool,
+    /// The names such assignments store, and where (recorded in pass one).
+    session_assignments: Vec<(String, Span)>,
 }
 
 type CResult<T> = Result<T, SyntaxError>;
@@ -111,18 +127,37 @@ const SPECIAL_BINARY: &[SpecialSend] = &[
 
 impl<'a> Compiler<'a> {
     pub fn new(vm: &'a mut Vm, holder: *mut Class, file: &str) -> Compiler<'a> {
+        let source = vm.source_index(file);
         Compiler {
             vm,
             holder,
             file: file.to_string(),
+            source,
             captured: HashSet::new(),
             needs_ctx: HashSet::new(),
             next_var: 0,
             next_scope: 0,
             scopes: Vec::new(),
-            line: 0,
+            pos: Span { line: 0, col: 0 },
             enclosing: Vec::new(),
+            session_variables: false,
+            session_assignments: Vec::new(),
         }
+    }
+
+    /// Compiles REPL input: an assignment to a name that is neither a variable in
+    /// scope nor a field becomes `system global: #name put: value` (sent to the system
+    /// object itself), so the name is a global the next input reads as any global
+    /// (`unknownGlobal:` while it is unbound). Normal compilation is unaffected.
+    pub fn with_session_variables(mut self) -> Compiler<'a> {
+        self.session_variables = true;
+        self
+    }
+
+    /// The undeclared names the last compilation assigned (see
+    /// [`Compiler::with_session_variables`]), with where, in source order.
+    pub fn session_assignments(&self) -> &[(String, Span)] {
+        &self.session_assignments
     }
 
     /// Compiles a method definition into an immortal [`Method`].
@@ -184,6 +219,7 @@ impl<'a> Compiler<'a> {
         self.needs_ctx.clear();
         self.next_var = 0;
         self.next_scope = 0;
+        self.session_assignments.clear();
     }
 
     fn pass_two(&self) -> bool {
@@ -240,14 +276,14 @@ impl<'a> Compiler<'a> {
     // ---- scopes -------------------------------------------------------------------------
 
     fn method_scope(&mut self, def: &MethodDef, body: &Body) -> CResult<Code> {
-        self.line = def.span.line;
+        self.pos = def.span;
         self.open_scope(&def.params, def.span)?;
         self.declare_locals(&body.locals, def.span)?;
         let stmts = &body.statements;
         for (i, s) in stmts.iter().enumerate() {
             if let Expr::Return(e, span) = s {
                 self.expr(e)?;
-                self.line = span.line;
+                self.pos = *span;
                 self.emit(Op::ReturnLocal);
                 break;
             }
@@ -278,7 +314,10 @@ impl<'a> Compiler<'a> {
                 Storage::Slot(1 + i as u16)
             };
             if self.scope().vars.iter().any(|v| &v.name == p) {
-                return self.error(span, format!("argument '{p}' is declared twice"));
+                return self.error(
+                    span,
+                    format!("Variable '{p}' shadows another of the same name"),
+                );
             }
             self.scope_mut().vars.push(Var {
                 name: p.clone(),
@@ -308,7 +347,8 @@ impl<'a> Compiler<'a> {
             backedges: (0..s.backedges).map(|_| Cell::new(0)).collect(),
             loops: (0..s.backedges).map(|_| Default::default()).collect(),
             entry: Default::default(),
-            lines: s.lines,
+            positions: s.positions,
+            source: self.source,
             depths: s.depths,
             tier1: Cell::new(crate::bytecode::Tier1State::NotCompiled),
         }
@@ -333,7 +373,10 @@ impl<'a> Compiler<'a> {
         let mut out = Vec::new();
         for n in names {
             if !seen.insert(n) {
-                return self.error(span, format!("local '{n}' is declared twice"));
+                return self.error(
+                    span,
+                    format!("Variable '{n}' shadows another of the same name"),
+                );
             }
             let id = self.fresh_var_id();
             let storage = if self.captured.contains(&id) {
@@ -406,10 +449,10 @@ impl<'a> Compiler<'a> {
             | Op::ForStep { .. }
             | Op::JumpIfNil { .. } => 0,
         };
-        let line = self.line;
+        let pos = self.pos;
         let s = self.scope_mut();
         s.ops.push(op);
-        s.lines.push(line);
+        s.positions.push(pos);
         s.depths.push(s.depth as u16);
         s.depth = (s.depth as isize + effect).max(0) as usize;
         s.max_depth = s.max_depth.max(s.depth);
@@ -470,8 +513,11 @@ impl<'a> Compiler<'a> {
     /// Compiles a statement whose value is dropped.
     fn statement(&mut self, e: &Expr) -> CResult<()> {
         if let Expr::Assign(name, value, span) = e {
+            if self.is_session_variable(name) {
+                return self.session_store(name, value, *span, false);
+            }
             self.expr(value)?;
-            self.line = span.line;
+            self.pos = *span;
             return self.store(name, *span);
         }
         self.expr(e)?;
@@ -481,9 +527,12 @@ impl<'a> Compiler<'a> {
 
     /// Compiles `e`, leaving its value on the stack.
     fn expr(&mut self, e: &Expr) -> CResult<()> {
-        self.line = e.span().line;
+        self.pos = e.span();
         match e {
             Expr::Var(name, span) => self.read(name, *span),
+            Expr::Assign(name, value, span) if self.is_session_variable(name) => {
+                self.session_store(name, value, *span, true)
+            }
             Expr::Assign(name, value, span) => {
                 self.expr(value)?;
                 self.emit(Op::Dup);
@@ -511,8 +560,8 @@ impl<'a> Compiler<'a> {
                 receiver,
                 selector,
                 args,
-                span,
-            } => self.send(receiver, selector, args, *span),
+                ..
+            } => self.send(receiver, selector, args),
         }
     }
 
@@ -631,18 +680,48 @@ impl<'a> Compiler<'a> {
             self.emit(op);
             return Ok(());
         }
-        self.error(
-            span,
-            format!("cannot assign to undeclared variable '{name}'"),
-        )
+        self.error(span, format!("No such field '{name}' in class"))
+    }
+
+    /// Whether assigning `name` stores a session variable (REPL input only).
+    fn is_session_variable(&self, name: &str) -> bool {
+        self.session_variables
+            && !matches!(name, "self" | "super" | "nil" | "true" | "false")
+            && self.resolve(name).is_none()
+            && self.field_index(name).is_none()
+    }
+
+    /// `name := value` for a session variable: `system global: #name put: value`,
+    /// then, when the value is used (`keep`), `system global: #name`.
+    fn session_store(&mut self, name: &str, value: &Expr, span: Span, keep: bool) -> CResult<()> {
+        if !self.pass_two() {
+            self.session_assignments.push((name.to_string(), span));
+        }
+        let system = self.literal(self.vm.system);
+        let symbol = self.literal_value(&Literal::Symbol(name.to_string()));
+        let symbol = self.literal(symbol);
+        self.emit(Op::PushLiteral(system));
+        self.emit(Op::PushLiteral(symbol));
+        self.expr(value)?;
+        self.pos = span;
+        let put = self.site("global:put:", 2, false);
+        self.emit(Op::Send(put));
+        if keep {
+            self.emit(Op::PushLiteral(symbol));
+            let get = self.site("global:", 1, false);
+            self.emit(Op::Send(get));
+        } else {
+            self.emit(Op::Pop);
+        }
+        Ok(())
     }
 
     fn block(&mut self, b: &BlockDef) -> CResult<()> {
         let depth = self.scopes.len() as u8;
-        let outer_line = self.line;
+        let outer_pos = self.pos;
         self.open_scope(&b.params, b.span)?;
         self.declare_locals(&b.body.locals, b.span)?;
-        self.line = b.span.line;
+        self.pos = b.span;
         let stmts = &b.body.statements;
         if stmts.is_empty() {
             self.emit(Op::PushNil);
@@ -651,7 +730,7 @@ impl<'a> Compiler<'a> {
         for (i, s) in stmts.iter().enumerate() {
             if let Expr::Return(e, span) = s {
                 self.expr(e)?;
-                self.line = span.line;
+                self.pos = *span;
                 // Every enclosing activation up to the method must keep a context.
                 self.note_outer_access(0, None);
                 self.emit(Op::ReturnNonLocal(depth));
@@ -665,7 +744,7 @@ impl<'a> Compiler<'a> {
             }
         }
         let code = self.close_scope(depth);
-        self.line = outer_line;
+        self.pos = outer_pos;
         if !self.pass_two() {
             // Pass one only needs the shape of the code: no method object.
             let idx = self.literal(self.vm.nil);
@@ -688,7 +767,7 @@ impl<'a> Compiler<'a> {
 
     // ---- sends and inlining ---------------------------------------------------------------
 
-    fn send(&mut self, receiver: &Expr, selector: &str, args: &[Expr], span: Span) -> CResult<()> {
+    fn send(&mut self, receiver: &Expr, selector: &str, args: &[Expr]) -> CResult<()> {
         if self.try_inline(receiver, selector, args)? {
             return Ok(());
         }
@@ -697,7 +776,8 @@ impl<'a> Compiler<'a> {
         for a in args {
             self.expr(a)?;
         }
-        self.line = span.line;
+        // A send's position is where its expression starts (backtraces show it).
+        self.pos = expression_start(receiver);
         let site = self.site(selector, args.len(), is_super);
         if is_super {
             self.emit(Op::SuperSend(site));
@@ -867,7 +947,10 @@ impl<'a> Compiler<'a> {
         let mut seen = HashSet::new();
         for p in &b.params {
             if !seen.insert(p) {
-                return self.error(b.span, format!("argument '{p}' is declared twice"));
+                return self.error(
+                    b.span,
+                    format!("Variable '{p}' shadows another of the same name"),
+                );
             }
         }
         let params = self.declare_locals(&b.params, b.span)?;
@@ -887,7 +970,7 @@ impl<'a> Compiler<'a> {
         for (i, s) in stmts.iter().enumerate() {
             if let Expr::Return(e, span) = s {
                 self.expr(e)?;
-                self.line = span.line;
+                self.pos = *span;
                 let depth = (self.scopes.len() - 1) as u8;
                 if depth == 0 {
                     self.emit(Op::ReturnLocal);

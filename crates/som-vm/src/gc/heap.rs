@@ -58,16 +58,18 @@ impl Heap {
         unsafe { (*self.record).vm = vm };
     }
 
+    /// Parks this mutator if another collection is waiting for it (what compiled
+    /// loops call at their header). Takes `&mut self`, as allocation does: objects
+    /// may be freed here, so no reference into the heap that borrows the VM may be
+    /// live across it.
+    pub fn safepoint(&mut self) {
+        threads::safepoint(self.record);
+    }
+
     /// Allocates `bytes` (header included, rounded up to 8) with the header set, or
     /// answers `None` when the heap is exhausted. The body is uninitialised: the
     /// caller fills every field before it allocates again.
     #[inline]
-    /// Parks this mutator if another collection is waiting for it (what compiled
-    /// loops call at their header).
-    pub fn safepoint(&self) {
-        threads::safepoint(self.record);
-    }
-
     pub fn allocate(&mut self, bytes: usize, kind: Kind, class: *mut Class) -> Option<*mut Header> {
         let bytes = (bytes + 7) & !7;
         if self.stress_every != 0 {
@@ -83,7 +85,11 @@ impl Heap {
         } else {
             AllocationSemantics::Default
         };
-        // SAFETY: the mutator belongs to this heap and lives until it is dropped.
+        // SAFETY: the mutator belongs to this heap and lives until it is dropped, and
+        // this thread, which is running, is the only user of a running mutator. If
+        // `alloc` parks for a collection, collector threads use the mutator through
+        // references of their own while this one is suspended and unused (MMTk's
+        // protocol, see `threads`).
         let mutator = unsafe { &mut *(*self.record).mutator };
         let addr = memory_manager::alloc(mutator, bytes, 8, 0, semantics);
         let object = ObjectReference::from_raw_address(addr)?;

@@ -75,6 +75,9 @@ pub fn released_blocks() -> u64 {
 /// is mapped with it), and no mutator is allocating (collection end).
 unsafe fn block_is_empty(block: usize) -> bool {
     let meta = (VO_BIT_SIDE_METADATA_ADDR.as_usize() + (block >> 6)) as *const u64;
+    // SAFETY: the caller guarantees the block's side metadata is mapped; its VO bits
+    // are the `VO_BYTES_PER_BLOCK` bytes from `meta` (8-aligned, as `block` is
+    // block-aligned), and `i` stays below their word count.
     (0..VO_BYTES_PER_BLOCK / 8).all(|i| unsafe { meta.add(i).read_volatile() } == 0)
 }
 

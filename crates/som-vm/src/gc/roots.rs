@@ -84,7 +84,9 @@ impl Scanning<Som> for Som {
         let mut slots = Vec::new();
         let mut nodes = Vec::new();
         if !vm.is_null() {
-            // SAFETY: as above.
+            // SAFETY: as above. The parked thread holds the VM by `&mut` somewhere up
+            // its stack (it allocates through it), but does not use it until resumed,
+            // and the registry's lock orders its last writes before these reads.
             let vm = unsafe { &*vm };
             precise_roots(vm, &mut |p| {
                 // SAFETY: root slots hold Values.

@@ -241,6 +241,19 @@ fn thread_stack_top(fallback: usize) -> usize {
     }
 }
 
+// The mutator references MMTk's traits hand out (`&'static mut Mutator<Som>` from
+// `stop_all_mutators`, `mutator` and `mutators`) are neither `'static` nor unique by
+// Rust's rules; MMTk's API says so and relies on the binding's protocol instead, which
+// here is:
+// * a `Mutator` lives in its record from `register` until `unregister`, and records are
+//   added and removed only while no collection runs (`begin_membership_change`), so
+//   every reference MMTk gets during a collection outlives its use;
+// * a mutator is used by its own thread while that thread runs (inside
+//   `Heap::allocate`) and by collector threads only while it is parked; the registry's
+//   lock orders the two. A parked thread is suspended inside `memory_manager::alloc`,
+//   still holding the `&mut` it passed in, and uses it again only once resumed;
+// * during a pause MMTk may hold several references to one mutator in different work
+//   packets (preparing, scanning, releasing it); it uses them one after the other.
 impl Collection<Som> for Som {
     fn stop_all_mutators<F>(_tls: VMWorkerThread, mut mutator_visitor: F)
     where
@@ -257,11 +270,13 @@ impl Collection<Som> for Som {
         let mutators: Vec<*mut Mutator<Som>> = reg
             .records
             .iter()
+            // SAFETY: records stay valid while registered, and the lock is held.
             .map(|&r| unsafe { (*r).mutator })
             .collect();
         drop(reg);
         for m in mutators {
-            // SAFETY: the mutator is parked; MMTk has it to itself until resumed.
+            // SAFETY: the mutator is parked; MMTk has it to itself until resumed (see
+            // the protocol above this impl), and its record outlives the pause.
             mutator_visitor(unsafe { &mut *m });
         }
     }
@@ -328,11 +343,17 @@ impl ActivePlan<Som> for Som {
         !record.is_null() && registry().records.contains(&record)
     }
 
+    /// MMTk's signature; the reference is valid until the mutator is unregistered,
+    /// and unique only by the protocol described above `impl Collection<Som>`.
     fn mutator(tls: VMMutatorThread) -> &'static mut Mutator<Som> {
-        // SAFETY: MMTk passes the tls of a registered mutator.
+        // SAFETY: MMTk passes the tls of a registered mutator (the trait's contract),
+        // whose record holds a live mutator; MMTk asks from the mutator's own thread
+        // or while it is parked, so nothing else uses it meanwhile.
         unsafe { &mut *(*record_of(tls)).mutator }
     }
 
+    /// As [`ActivePlan::mutator`], for every registered mutator (MMTk asks during a
+    /// pause, when none runs and none can come or go).
     fn mutators<'a>() -> Box<dyn Iterator<Item = &'a mut Mutator<Som>> + 'a> {
         let mutators: Vec<&'a mut Mutator<Som>> = registry()
             .records

@@ -33,6 +33,8 @@ pub fn send<M: Machine>(m: &mut M, vm: &mut Vm, f: &mut Frame, site: &SendSite) 
         // Lexical super: the superclass of the class holding the method.
         // SAFETY: frames always run an immortal method with an immortal holder.
         let holder = unsafe { (*f.method).holder.get() };
+        // SAFETY: as above: a compiled method's holder is the class it was compiled
+        // for (`Compiler::new` takes it), never null, and classes are immortal.
         vm.class_ptr(unsafe { (*holder).superclass })
     } else {
         let rcvr = m.peek(f, argc);
@@ -233,8 +235,7 @@ pub fn invoke<M: Machine>(
 #[inline(never)]
 fn wrong_argument_count(vm: &Vm, method: &Method, argc: usize) -> Box<Unwind> {
     vm.error(format!(
-        "{} expects {} arguments but was called with {argc}",
-        vm.str_of(method.signature),
+        "Tried passing {argc} arguments to a function that requires {}.",
         method.num_args
     ))
 }
@@ -297,13 +298,15 @@ fn residual_invoke<M: Machine>(
     // The activations inlined here, for backtraces taken inside the call.
     let (inlined, root) = vm.number_inlined_activations(caller, m.inlined_frames());
     let inlined = m.konst(inlined as u64);
-    let ctx = vm as *mut Vm as *mut u8;
     let args = [method_w, args, n, inlined];
     // While recording, the inlined activations have frames of their own: the call
     // runs above the root frame, as it will from the compiled trace, so backtraces
     // taken inside show them once.
     let saved = vm.current_frame;
     vm.current_frame = root;
+    // Taken after the last use of `vm` before the call, so no access through `vm`
+    // comes between deriving the pointer and the callee's use of it.
+    let ctx = vm as *mut Vm as *mut u8;
     // SAFETY: `invoke_entry` gets the VM, a method, the address of its receiver and
     // arguments, which `materialise` put in memory, and a number of inlined
     // activations.
@@ -416,6 +419,8 @@ fn activate<M: Machine>(
         m.cannot_trace(AbortReason::Unsupported);
         return Err(stack_overflow(vm));
     }
+    // SAFETY: the receiver and `argc` arguments are on top of `caller`'s operand
+    // stack, so `argc + 1` slots below its top are still inside its window.
     let base = unsafe { caller.top().sub(argc + 1) };
     let end = vm.stack.as_ptr_range().end as usize;
     if base as usize + code.frame_size() * 8 > end {

@@ -1,6 +1,6 @@
 //! Array primitives: bounds-checked, 1-based element access and creation.
 
-use super::{args, class_name_of, PrimEntry};
+use super::{args, bad_index, wrong_type, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, Class, Kind, Slots};
 use crate::universe::Vm;
@@ -11,45 +11,43 @@ use crate::value::Value;
 /// rather than allocations the machine cannot back.
 const MAX_ARRAY_LENGTH: i64 = 1 << 28;
 
-/// The 0-based slot for a 1-based index, or a SOM-level error.
-fn slot<'a>(vm: &Vm, arr: Value, idx: Value, op: &str) -> VmResult<&'a mut Value> {
+/// The address of the element of Array `arr` at a 1-based index (checked against its
+/// length), or a SOM-level error. It stays valid while `arr` is alive (objects never
+/// move).
+fn slot(vm: &Vm, arr: Value, idx: Value) -> VmResult<*mut Value> {
     if !vm.is_kind(arr, Kind::Array) {
-        return vm.err(format!(
-            "{op}: expected an Array but got an instance of {}",
-            class_name_of(vm, arr)
-        ));
+        return wrong_type(vm, "Array", arr);
     }
-    // SAFETY: checked kind.
+    // SAFETY: checked kind; no other reference to the array is live here.
     let items = unsafe { as_ref::<Slots>(arr).items() };
     let len = items.len();
     match idx.get_int() {
-        Some(i) if i >= 1 && i as usize <= len => Ok(&mut items[i as usize - 1]),
-        Some(i) => vm.err(format!(
-            "Index {i} out of bounds for an Array of length {len}"
-        )),
-        None => vm.err(format!(
-            "{op}: the index must be an Integer, not an instance of {}",
-            class_name_of(vm, idx)
-        )),
+        Some(i) if i >= 1 && i as usize <= len => Ok(&mut items[i as usize - 1] as *mut Value),
+        Some(i) => bad_index(vm, i, len),
+        None => wrong_type(vm, "Int", idx),
     }
 }
 
 fn at(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, i] = args(f, argc);
-    Ok(*slot(vm, a, i, "at:")?)
+    let p = slot(vm, a, i)?;
+    // SAFETY: `slot` checked the kind and the index; `a`, the receiver, is alive.
+    Ok(unsafe { *p })
 }
 
 /// `at:put:` answers the receiver.
 fn at_put(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, i, v] = args(f, argc);
-    *slot(vm, a, i, "at:put:")? = v;
+    let p = slot(vm, a, i)?;
+    // SAFETY: as in `at`.
+    unsafe { *p = v };
     Ok(a)
 }
 
 fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
     if !vm.is_kind(a, Kind::Array) {
-        return vm.err("length: expected an Array");
+        return wrong_type(vm, "Array", a);
     }
     // SAFETY: checked kind.
     Ok(Value::int(unsafe { as_ref::<Slots>(a).len } as i64))

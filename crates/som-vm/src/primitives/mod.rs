@@ -1,5 +1,5 @@
 //! The VM's primitives: native implementations of the methods the core library
-//! declares `primitive` (the 92 of the standard library, plus `System>>gcStats`, which our core library makes a primitive). A primitive finds its receiver
+//! declares `primitive` (the 92 of the standard library, plus those our core library makes primitives: `System>>gcStats`, `Object>>error:`, and `>`, `<=`, `>=` of Integer and Double). A primitive finds its receiver
 //! and arguments on top of the caller's operand stack (`Frame::args`) and answers a
 //! value or an unwind (error, exit, restart). `lookup` binds a declared primitive to its
 //! implementation when a class is loaded; declared primitives without one stay unbound
@@ -87,26 +87,102 @@ pub fn class_name_of(vm: &Vm, v: Value) -> String {
     vm.class_name(vm.class_of(v))
 }
 
-/// `v` if it is an object of layout `kind`, else a SOM-level error naming `op`.
-pub fn expect_kind(vm: &Vm, v: Value, kind: Kind, op: &str) -> VmResult<Value> {
-    if vm.is_kind(v, kind) {
-        Ok(v)
+/// The name of a value's representation in the error messages of primitives that
+/// expect a kind of value. These are the names the public SOM IntegrationTests
+/// expect (they come from yksom): `Int` for integers of any size, `Double`,
+/// `String_`, `Symbol`, `Array`, `Block`, `Class`, `Method`, and `Inst` for
+/// instances of other classes (nil, booleans, user classes).
+pub fn type_name(v: Value) -> &'static str {
+    if v.is_int() {
+        return "Int";
+    }
+    if v.is_imm_double() {
+        return "Double";
+    }
+    if !v.is_ptr() {
+        return "Inst";
+    }
+    // SAFETY: pointers always point to objects with a header.
+    match unsafe { crate::object::header(v).kind } {
+        Kind::BigInt => "Int",
+        Kind::Double => "Double",
+        Kind::String => "String_",
+        Kind::Symbol => "Symbol",
+        Kind::Array => "Array",
+        Kind::Block => "Block",
+        Kind::Class => "Class",
+        Kind::Method => "Method",
+        Kind::Instance | Kind::Context => "Inst",
+    }
+}
+
+/// The error of a primitive that needs a value of representation `expected`.
+pub fn wrong_type<T>(vm: &Vm, expected: &str, v: Value) -> VmResult<T> {
+    vm.err(format!(
+        "Expected object of type '{expected}' but got type '{}'.",
+        type_name(v)
+    ))
+}
+
+/// The error of a primitive that needs an instance of class `expected`.
+pub fn wrong_class<T>(vm: &Vm, expected: &str, v: Value) -> VmResult<T> {
+    vm.err(format!(
+        "Expected instance of '{expected}' but got instance of '{}'.",
+        class_name_of(vm, v)
+    ))
+}
+
+/// The error of an index outside `1..=len` (Arrays, Strings, fields).
+pub fn bad_index<T>(vm: &Vm, index: i64, len: usize) -> VmResult<T> {
+    if index < 0 {
+        vm.err("Can't represent as unsigned machine integer.")
     } else {
         vm.err(format!(
-            "{op}: expected a {kind:?} but got an instance of {}",
-            class_name_of(vm, v)
+            "Index {index} not valid for array of length {len}."
         ))
     }
 }
 
-/// The text of a String or Symbol argument, else a SOM-level error naming `op`.
-pub fn expect_text<'a>(vm: &Vm, v: Value, op: &str) -> VmResult<&'a str> {
-    vm.get_str(v).ok_or_else(|| {
-        vm.error(format!(
-            "{op}: expected a String but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    })
+/// `v` if it is an object of layout `kind`, else the error of [`wrong_type`].
+pub fn expect_kind(vm: &Vm, v: Value, kind: Kind) -> VmResult<Value> {
+    if vm.is_kind(v, kind) {
+        Ok(v)
+    } else if kind == Kind::Symbol {
+        wrong_class(vm, "Symbol", v)
+    } else {
+        let expected = match kind {
+            Kind::String => "String_",
+            Kind::Array => "Array",
+            Kind::Block => "Block",
+            Kind::Class => "Class",
+            Kind::Method => "Method",
+            _ => "Inst",
+        };
+        wrong_type(vm, expected, v)
+    }
+}
+
+/// The text of a String or Symbol argument, else the error of [`wrong_type`]. The
+/// text borrows the VM, as [`Vm::str_of`]'s does.
+pub fn expect_text(vm: &Vm, v: Value) -> VmResult<&str> {
+    match vm.get_str(v) {
+        Some(text) => Ok(text),
+        None => wrong_type(vm, "String_", v),
+    }
+}
+
+/// As [`expect_text`], with a lifetime the caller chooses, for a primitive that needs
+/// the VM mutably (to allocate, to write output) while it uses the text.
+///
+/// # Safety
+/// `v` must stay reachable for as long as the text is used, so that no collection
+/// frees it: a primitive's receiver and arguments do, as they stay on the caller's
+/// operand stack until the primitive returns. Objects never move and strings never
+/// change, so the text is then valid however the VM is used meanwhile.
+pub unsafe fn expect_text_detached<'a>(vm: &Vm, v: Value) -> VmResult<&'a str> {
+    let text: *const str = expect_text(vm, v)?;
+    // SAFETY: `text` is the bytes of the string `v`, which the caller keeps alive.
+    Ok(unsafe { &*text })
 }
 
 #[cfg(test)]
@@ -114,13 +190,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_table_has_the_92_standard_primitives_plus_gc_stats_and_no_duplicates() {
+    fn the_table_has_the_92_standard_primitives_plus_our_eight_and_no_duplicates() {
         let all: Vec<&PrimEntry> = all().collect();
-        assert_eq!(all.len(), 93);
+        assert_eq!(all.len(), 100);
         let mut keys: Vec<_> = all.iter().map(|e| (e.0, e.1, e.2)).collect();
         keys.sort();
         keys.dedup();
-        assert_eq!(keys.len(), 93);
+        assert_eq!(keys.len(), 100);
         assert_eq!(all.iter().filter(|e| e.1).count(), 4);
     }
 }

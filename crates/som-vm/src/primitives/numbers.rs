@@ -2,7 +2,7 @@
 //! big integers (`num-bigint`) and doubles, with exact promotion on overflow and
 //! demotion when a result fits again (`Vm::integer`).
 
-use super::{args, class_name_of, PrimEntry};
+use super::{args, type_name, wrong_type, PrimEntry};
 use crate::interpreter::Frame;
 use crate::universe::Vm;
 use crate::unwind::VmResult;
@@ -21,6 +21,15 @@ pub enum Num {
 }
 
 impl Num {
+    /// The number as a Double; a big integer beyond the Double range is an error.
+    fn as_double(&self, vm: &Vm) -> VmResult<f64> {
+        let d = self.to_f64();
+        if d.is_finite() || matches!(self, Num::Dbl(_)) {
+            Ok(d)
+        } else {
+            vm.err("Can't represent as double.")
+        }
+    }
     fn to_f64(&self) -> f64 {
         match self {
             Num::Int(i) => *i as f64,
@@ -47,22 +56,21 @@ pub fn num(vm: &Vm, v: Value) -> Option<Num> {
     }
 }
 
-fn expect_num(vm: &Vm, v: Value, op: &str) -> VmResult<Num> {
-    num(vm, v).ok_or_else(|| {
-        vm.error(format!(
-            "{op}: expected a number as argument but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    })
+fn expect_num(vm: &Vm, v: Value) -> VmResult<Num> {
+    match num(vm, v) {
+        Some(n) => Ok(n),
+        None => vm.err(format!(
+            "Expected a numeric type but got type '{}'.",
+            type_name(v)
+        )),
+    }
 }
 
-fn expect_int(vm: &Vm, v: Value, op: &str) -> VmResult<BigInt> {
-    vm.get_bigint(v).ok_or_else(|| {
-        vm.error(format!(
-            "{op}: expected an Integer as argument but got an instance of {}",
-            class_name_of(vm, v)
-        ))
-    })
+fn expect_int(vm: &Vm, v: Value) -> VmResult<BigInt> {
+    match vm.get_bigint(v) {
+        Some(i) => Ok(i),
+        None => wrong_type(vm, "Int", v),
+    }
 }
 
 /// Compares two numbers; `None` if either is not a number or a NaN is involved.
@@ -96,9 +104,8 @@ fn int_result(vm: &mut Vm, i: i128) -> Value {
 /// `+ - *` for Integer and Double receivers.
 fn arith(vm: &mut Vm, f: &mut Frame, argc: usize, op: char) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let name = op.to_string();
-    let x = expect_num(vm, a, &name)?;
-    let y = expect_num(vm, b, &name)?;
+    let x = expect_num(vm, a)?;
+    let y = expect_num(vm, b)?;
     Ok(match (x, y) {
         (Num::Int(i), Num::Int(j)) => {
             let (i, j) = (i as i128, j as i128);
@@ -112,7 +119,7 @@ fn arith(vm: &mut Vm, f: &mut Frame, argc: usize, op: char) -> VmResult<Value> {
             )
         }
         (x @ Num::Dbl(_), y) | (x, y @ Num::Dbl(_)) => {
-            let (i, j) = (x.to_f64(), y.to_f64());
+            let (i, j) = (x.as_double(vm)?, y.as_double(vm)?);
             vm.double(match op {
                 '+' => i + j,
                 '-' => i - j,
@@ -141,20 +148,20 @@ fn times(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 }
 
 fn div_by_zero<T>(vm: &Vm) -> VmResult<T> {
-    vm.err("Division by zero")
+    vm.err("Division by zero.")
 }
 
 /// Integer `/`: truncating integer division; with a Double, the truncated quotient.
 fn int_div(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let x = expect_num(vm, a, "/")?;
-    match expect_num(vm, b, "/")? {
+    let x = expect_num(vm, a)?;
+    match expect_num(vm, b)? {
         Num::Dbl(d) => {
-            let q = (x.to_f64() / d).trunc();
-            if !q.is_finite() {
+            if d == 0.0 {
                 return div_by_zero(vm);
             }
-            Ok(double_to_integer(vm, q))
+            let x = x.as_double(vm)?;
+            Ok(double_to_integer(vm, (x / d).trunc()))
         }
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
@@ -166,20 +173,23 @@ fn int_div(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     }
 }
 
-/// `//`: always a Double.
+/// `//`: always a Double; a zero divisor is an error.
 fn float_div(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let x = expect_num(vm, a, "//")?.to_f64();
-    let y = expect_num(vm, b, "//")?.to_f64();
+    let x = expect_num(vm, a)?.as_double(vm)?;
+    let y = expect_num(vm, b)?.as_double(vm)?;
+    if y == 0.0 {
+        return div_by_zero(vm);
+    }
     Ok(vm.double(x / y))
 }
 
 /// Integer `%`: floored modulo (sign of the divisor); with a Double, fmod.
 fn int_modulo(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let x = expect_num(vm, a, "%")?;
-    match expect_num(vm, b, "%")? {
-        Num::Dbl(d) => Ok(vm.double(x.to_f64() % d)),
+    let x = expect_num(vm, a)?;
+    match expect_num(vm, b)? {
+        Num::Dbl(d) => Ok(vm.double(x.as_double(vm)? % d)),
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
             if j.is_zero() {
@@ -193,13 +203,13 @@ fn int_modulo(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 /// `rem:`: truncated remainder (sign of the dividend).
 fn int_rem(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let x = expect_num(vm, a, "rem:")?;
-    match expect_num(vm, b, "rem:")? {
-        Num::Dbl(d) => Ok(vm.double(x.to_f64() % d)),
+    let x = expect_num(vm, a)?;
+    match expect_num(vm, b)? {
+        Num::Dbl(d) => Ok(vm.double(x.as_double(vm)? % d)),
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
             if j.is_zero() {
-                return div_by_zero(vm);
+                return vm.err("Division by zero or overflow.");
             }
             Ok(vm.integer(i % j))
         }
@@ -211,7 +221,7 @@ fn bit_and(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     if a.is_int() && b.is_int() {
         return Ok(Value::int(a.as_int() & b.as_int()));
     }
-    let (i, j) = (expect_int(vm, a, "&")?, expect_int(vm, b, "&")?);
+    let (i, j) = (expect_int(vm, a)?, expect_int(vm, b)?);
     Ok(vm.integer(i & j))
 }
 
@@ -220,60 +230,72 @@ fn bit_xor(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     if a.is_int() && b.is_int() {
         return Ok(Value::int(a.as_int() ^ b.as_int()));
     }
-    let (i, j) = (expect_int(vm, a, "bitXor:")?, expect_int(vm, b, "bitXor:")?);
+    let (i, j) = (expect_int(vm, a)?, expect_int(vm, b)?);
     Ok(vm.integer(i ^ j))
 }
 
-/// `<<`: exact left shift (a negative count shifts right).
+/// The shift count of `<<` and `>>>`: a non-negative integer below 2^24 (a larger
+/// left shift of anything but zero would not fit in memory).
+fn shift_count(vm: &Vm, v: Value) -> VmResult<u32> {
+    let n = match expect_num(vm, v)? {
+        Num::Int(i) => BigInt::from(i),
+        Num::Big(b) => b,
+        Num::Dbl(_) => return wrong_type(vm, "Int", v),
+    };
+    if n.is_negative() {
+        return vm.err("Negative shift.");
+    }
+    match n.to_u32().filter(|&n| n < 1 << 24) {
+        Some(n) => Ok(n),
+        None => vm.err("Shift too big."),
+    }
+}
+
+/// `<<`: exact left shift.
 fn shift_left(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let i = expect_int(vm, a, "<<")?;
-    let n = expect_int(vm, b, "<<")?
-        .to_i64()
-        .filter(|n| n.abs() < 1 << 24)
-        .ok_or_else(|| vm.error("<<: shift count out of range"))?;
-    Ok(vm.integer(if n >= 0 { i << n } else { i >> (-n) }))
+    let i = expect_int(vm, a)?;
+    let n = shift_count(vm, b)?;
+    Ok(vm.integer(i << n))
 }
 
 /// `>>>`: logical right shift of the 64-bit two's-complement pattern.
 fn shift_right_logical(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let i = expect_int(vm, a, ">>>")?;
-    let n = expect_int(vm, b, ">>>")?
-        .to_i64()
-        .ok_or_else(|| vm.error(">>>: shift count out of range"))?;
+    let i = expect_int(vm, a)?;
+    let n = shift_count(vm, b)?;
     if let Some(small) = i.to_i64() {
         // The shifted 64-bit pattern, read as a signed integer again.
-        let r = if !(0..64).contains(&n) {
+        let r = if n >= 64 {
             0
         } else {
             ((small as u64) >> n) as i64
         };
         return Ok(vm.int_from_i64(r));
     }
-    if n < 0 {
-        return vm.err(">>>: negative shift count");
-    }
     Ok(vm.integer(i >> n))
 }
 
+/// Integer `sqrt`: an Integer for a perfect square, else a Double; for a big integer
+/// (beyond 62 bits) the integer square root, rounded down, since a Double would lose
+/// its digits. A negative receiver is an error.
 fn int_sqrt(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let i = expect_int(vm, a, "sqrt")?;
+    let i = expect_int(vm, a)?;
     if i.is_negative() {
-        return Ok(vm.double(f64::NAN));
+        return vm.err("Domain error.");
     }
     let r = i.sqrt();
-    if &r * &r == i {
-        return Ok(vm.integer(r));
+    if a.is_int() && &r * &r != i {
+        return Ok(vm.double((a.as_int() as f64).sqrt()));
     }
-    Ok(vm.double(i.to_f64().unwrap_or(f64::INFINITY).sqrt()))
+    Ok(vm.integer(r))
 }
 
 /// `atRandom`: a pseudo-random integer in [0, receiver).
 fn at_random(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let n = expect_int(vm, a, "atRandom")?;
+    let n = expect_int(vm, a)?;
     if !n.is_positive() {
         return Ok(Value::int(0));
     }
@@ -288,21 +310,41 @@ fn num_eq(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     Ok(vm.boolean(eq))
 }
 
-fn num_lt(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+/// `<`, `>`, `<=`, `>=`: an argument that is not a number is an error; a NaN
+/// compares false.
+fn num_compare(
+    vm: &mut Vm,
+    f: &mut Frame,
+    argc: usize,
+    holds: fn(Ordering) -> bool,
+) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    expect_num(vm, b, "<")?;
-    let lt = compare(vm, a, b) == Some(Ordering::Less);
-    Ok(vm.boolean(lt))
+    expect_num(vm, b)?;
+    let result = compare(vm, a, b).is_some_and(holds);
+    Ok(vm.boolean(result))
+}
+
+fn num_lt(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    num_compare(vm, f, argc, Ordering::is_lt)
+}
+fn num_gt(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    num_compare(vm, f, argc, Ordering::is_gt)
+}
+fn num_le(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    num_compare(vm, f, argc, Ordering::is_le)
+}
+fn num_ge(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    num_compare(vm, f, argc, Ordering::is_ge)
 }
 
 fn int_as_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = expect_int(vm, a, "asString")?.to_string();
+    let s = expect_int(vm, a)?.to_string();
     Ok(vm.alloc_string(&s))
 }
 
 fn low_32_bits(vm: &Vm, v: Value) -> VmResult<u32> {
-    let i = expect_int(vm, v, "as32BitValue")?;
+    let i = expect_int(vm, v)?;
     let mask = BigInt::from(u32::MAX);
     Ok((i & mask).to_u32().unwrap_or(0))
 }
@@ -319,31 +361,29 @@ fn as_32_unsigned(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn as_double(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let d = expect_num(vm, a, "asDouble")?.to_f64();
+    let d = expect_num(vm, a)?.as_double(vm)?;
     Ok(vm.double(d))
 }
 
-/// `Integer class>>fromString:`: optional `-` then digits, of any size; else nil.
+/// `Integer class>>fromString:`: optional `-` then digits, of any size; anything
+/// else is an error.
 fn int_from_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, s] = args(f, argc);
-    let Some(text) = vm.get_str(s) else {
-        return vm.err("fromString: expects a String");
-    };
+    let text = super::expect_text(vm, s)?;
     let t = text.trim();
     let digits = t.strip_prefix('-').unwrap_or(t);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Ok(vm.nil);
-    }
     match t.parse::<BigInt>() {
-        Ok(i) => Ok(vm.integer(i)),
-        Err(_) => Ok(vm.nil),
+        Ok(i) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(vm.integer(i))
+        }
+        _ => vm.err(format!("'{text}' cannot be converted to an Integer.")),
     }
 }
 
 // ---- Double ---------------------------------------------------------------------------
 
-fn expect_double(vm: &Vm, v: Value, op: &str) -> VmResult<f64> {
-    Ok(expect_num(vm, v, op)?.to_f64())
+fn expect_double(vm: &Vm, v: Value) -> VmResult<f64> {
+    expect_num(vm, v)?.as_double(vm)
 }
 
 /// An Integer for an integral double (big if needed).
@@ -361,15 +401,16 @@ fn double_div(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     float_div(vm, f, argc)
 }
 
+/// Double `%`: fmod (the sign of the receiver).
 fn double_mod(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let (x, y) = (expect_double(vm, a, "%")?, expect_double(vm, b, "%")?);
+    let (x, y) = (expect_double(vm, a)?, expect_double(vm, b)?);
     Ok(vm.double(x % y))
 }
 
 fn double_unary(vm: &mut Vm, f: &mut Frame, argc: usize, op: fn(f64) -> f64) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let x = expect_double(vm, a, "Double")?;
+    let x = expect_double(vm, a)?;
     Ok(vm.double(op(x)))
 }
 
@@ -386,14 +427,14 @@ fn double_cos(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 /// `round`: half away from zero, as an Integer.
 fn double_round(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let x = expect_double(vm, a, "round")?;
+    let x = expect_double(vm, a)?;
     Ok(double_to_integer(vm, x.round()))
 }
 
 /// `asInteger`: truncates.
 fn double_as_integer(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let x = expect_double(vm, a, "asInteger")?;
+    let x = expect_double(vm, a)?;
     Ok(double_to_integer(vm, x.trunc()))
 }
 
@@ -404,7 +445,7 @@ pub fn format_double(d: f64) -> String {
 
 fn double_as_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let x = expect_double(vm, a, "asString")?;
+    let x = expect_double(vm, a)?;
     Ok(vm.alloc_string(&format_double(x)))
 }
 
@@ -414,12 +455,10 @@ fn positive_infinity(vm: &mut Vm, _f: &mut Frame, _argc: usize) -> VmResult<Valu
 
 fn double_from_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, s] = args(f, argc);
-    let Some(text) = vm.get_str(s) else {
-        return vm.err("fromString: expects a String");
-    };
+    let text = super::expect_text(vm, s)?;
     match text.trim().parse::<f64>() {
         Ok(d) => Ok(vm.double(d)),
-        Err(_) => Ok(vm.nil),
+        Err(_) => vm.err(format!("'{text}' cannot be converted to a Double.")),
     }
 }
 
@@ -439,6 +478,9 @@ pub const PRIMITIVES: &[PrimEntry] = &[
     ("Integer", false, "atRandom", at_random),
     ("Integer", false, "=", num_eq),
     ("Integer", false, "<", num_lt),
+    ("Integer", false, ">", num_gt),
+    ("Integer", false, "<=", num_le),
+    ("Integer", false, ">=", num_ge),
     ("Integer", false, "asString", int_as_string),
     ("Integer", false, "as32BitSignedValue", as_32_signed),
     ("Integer", false, "as32BitUnsignedValue", as_32_unsigned),
@@ -456,6 +498,9 @@ pub const PRIMITIVES: &[PrimEntry] = &[
     ("Double", false, "sin", double_sin),
     ("Double", false, "=", num_eq),
     ("Double", false, "<", num_lt),
+    ("Double", false, ">", num_gt),
+    ("Double", false, "<=", num_le),
+    ("Double", false, ">=", num_ge),
     ("Double", false, "asString", double_as_string),
     ("Double", true, "PositiveInfinity", positive_infinity),
     ("Double", true, "fromString:", double_from_string),

@@ -7,7 +7,7 @@ use crate::interpreter::send::{invoke_method, send_values, send_values_in};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, header, heap_size, Class, Kind, Method, Slots};
 use crate::universe::Vm;
-use crate::unwind::VmResult;
+use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use std::cmp::Ordering;
 
@@ -88,11 +88,8 @@ fn field_index(vm: &Vm, obj: Value, idx: Value) -> VmResult<usize> {
     let n = unsafe { (*vm.class_of(obj)).instance_fields.len() };
     match idx.get_int() {
         Some(i) if i >= 1 && (i as usize) <= n => Ok(i as usize - 1),
-        _ => vm.err(format!(
-            "instVarAt: index {} out of bounds for an instance of {} with {n} fields",
-            numbers::num(vm, idx).map_or("?".to_string(), |n| format!("{n:?}")),
-            class_name_of(vm, obj)
-        )),
+        Some(i) => super::bad_index(vm, i, n),
+        None => super::wrong_type(vm, "Int", idx),
     }
 }
 
@@ -124,37 +121,48 @@ fn inst_var_named(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 }
 
 /// The elements of an Array argument.
-fn expect_array(vm: &Vm, v: Value, op: &str) -> VmResult<Vec<Value>> {
-    let v = expect_kind(vm, v, Kind::Array, op)?;
+fn expect_array(vm: &Vm, v: Value) -> VmResult<Vec<Value>> {
+    let v = expect_kind(vm, v, Kind::Array)?;
     // SAFETY: checked kind.
     Ok(unsafe { as_ref::<Slots>(v).items().to_vec() })
 }
 
-fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
-    expect_kind(vm, v, Kind::Symbol, op)
+fn expect_symbol(vm: &Vm, v: Value) -> VmResult<Value> {
+    expect_kind(vm, v, Kind::Symbol)
 }
 
-fn expect_class(vm: &Vm, v: Value, op: &str) -> VmResult<*mut Class> {
-    Ok(expect_kind(vm, v, Kind::Class, op)?.as_ptr())
+fn expect_class(vm: &Vm, v: Value) -> VmResult<*mut Class> {
+    Ok(expect_kind(vm, v, Kind::Class)?.as_ptr())
+}
+
+/// `error:`: the program's own error, reported as `ERROR: message` (see
+/// [`Unwind::ProgramError`]).
+fn error(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
+    let [_, message] = args(f, argc);
+    let message = super::expect_text(vm, message)?.to_string();
+    Err(Box::new(Unwind::ProgramError {
+        message,
+        backtrace: vm.backtrace(),
+    }))
 }
 
 fn perform(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [r, sel] = args(f, argc);
-    let sel = expect_symbol(vm, sel, "perform:")?;
+    let sel = expect_symbol(vm, sel)?;
     send_values(vm, f, r, sel, &[])
 }
 
 fn perform_with_arguments(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [r, sel, arr] = args(f, argc);
-    let sel = expect_symbol(vm, sel, "perform:withArguments:")?;
-    let items = expect_array(vm, arr, "perform:withArguments:")?;
+    let sel = expect_symbol(vm, sel)?;
+    let items = expect_array(vm, arr)?;
     send_values(vm, f, r, sel, &items)
 }
 
 fn perform_in_superclass(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [r, sel, cls] = args(f, argc);
-    let sel = expect_symbol(vm, sel, "perform:inSuperclass:")?;
-    let cls = expect_class(vm, cls, "perform:inSuperclass:")?;
+    let sel = expect_symbol(vm, sel)?;
+    let cls = expect_class(vm, cls)?;
     send_values_in(vm, f, r, cls, sel, &[])
 }
 
@@ -164,24 +172,26 @@ fn perform_with_arguments_in_superclass(
     argc: usize,
 ) -> VmResult<Value> {
     let [r, sel, arr, cls] = args(f, argc);
-    let op = "perform:withArguments:inSuperclass:";
-    let sel = expect_symbol(vm, sel, op)?;
-    let items = expect_array(vm, arr, op)?;
-    let cls = expect_class(vm, cls, op)?;
+    let sel = expect_symbol(vm, sel)?;
+    let items = expect_array(vm, arr)?;
+    let cls = expect_class(vm, cls)?;
     send_values_in(vm, f, r, cls, sel, &items)
 }
 
 // ---- Class --------------------------------------------------------------------------
 
-fn receiver_class(vm: &Vm, f: &mut Frame, argc: usize) -> VmResult<&'static mut Class> {
+/// The receiver, a class. A pointer rather than a reference: classes are immortal but
+/// change (`methods` below, class-side fields), and the collector reads them at every
+/// allocation, so each use below reads or writes through it only briefly.
+fn receiver_class(vm: &Vm, f: &mut Frame, argc: usize) -> VmResult<*mut Class> {
     let [c] = args(f, argc);
-    let p = expect_class(vm, c, "Class")?;
-    // SAFETY: classes are immortal.
-    Ok(unsafe { &mut *p })
+    expect_class(vm, c)
 }
 
 fn class_name(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    Ok(receiver_class(vm, f, argc)?.name)
+    let c = receiver_class(vm, f, argc)?;
+    // SAFETY: classes are immortal.
+    Ok(unsafe { (*c).name })
 }
 
 fn class_new(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
@@ -190,30 +200,46 @@ fn class_new(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 }
 
 fn class_superclass(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    Ok(receiver_class(vm, f, argc)?.superclass)
+    let c = receiver_class(vm, f, argc)?;
+    // SAFETY: classes are immortal.
+    Ok(unsafe { (*c).superclass })
 }
 
 fn class_fields(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
-    let fields = receiver_class(vm, f, argc)?.instance_fields.clone();
+    let c = receiver_class(vm, f, argc)?;
+    // SAFETY: classes are immortal; the copy is made before allocating.
+    let fields = unsafe { (*c).instance_fields.clone() };
     Ok(vm.alloc_array_from(&fields))
 }
 
 /// `methods`: the class's own methods in source order, always the same Array.
 fn class_methods(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let class = receiver_class(vm, f, argc)?;
-    if class.methods_array.is_empty() {
-        let methods: Vec<Value> = class.methods.iter().map(|&m| Value::from_ptr(m)).collect();
-        class.methods_array = vm.alloc_array_from(&methods);
+    // SAFETY: classes are immortal; no reference to this one is held across the
+    // allocation (which may collect, and the collector reads every class).
+    unsafe {
+        if (*class).methods_array.is_empty() {
+            let methods: Vec<Value> = (*class)
+                .methods
+                .iter()
+                .map(|&m| Value::from_ptr(m))
+                .collect();
+            let array = vm.alloc_array_from(&methods);
+            (*class).methods_array = array;
+        }
+        Ok((*class).methods_array)
     }
-    Ok(class.methods_array)
 }
 
 // ---- Method and Primitive ----------------------------------------------------------------
 
+/// The receiver, a method. `'static` is its real lifetime: methods are immortal (never
+/// freed), and once compiled change only through their `Cell`s.
 fn receiver_method(vm: &Vm, f: &mut Frame, argc: usize) -> VmResult<&'static Method> {
     let v = f.args(argc)[0];
     if vm.is_kind(v, Kind::Method) {
-        // SAFETY: methods are immortal.
+        // SAFETY: checked kind; methods are immortal and, once compiled (a Method
+        // value reaches SOM code only then), never written but through `Cell`s.
         Ok(unsafe { &*v.as_ptr::<Method>() })
     } else {
         vm.err("expected a Method")
@@ -232,7 +258,7 @@ fn method_holder(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 fn method_invoke_on_with(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let method = receiver_method(vm, f, argc)? as *const Method as *mut Method;
     let [_, rcvr, arr] = args(f, argc);
-    let items = expect_array(vm, arr, "invokeOn:with:")?;
+    let items = expect_array(vm, arr)?;
     let saved = f.sp;
     if f.top() as usize + (items.len() + 1) * 8 > vm.stack.as_ptr_range().end as usize {
         return vm.err("Stack overflow");
@@ -249,6 +275,7 @@ fn method_invoke_on_with(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Va
 pub const PRIMITIVES: &[PrimEntry] = &[
     ("Object", false, "==", identical),
     ("Object", false, "class", class),
+    ("Object", false, "error:", error),
     ("Object", false, "halt", halt),
     ("Object", false, "hashcode", hashcode),
     ("Object", false, "inspect", inspect),

@@ -1,7 +1,7 @@
 //! String and Symbol primitives. Strings are immutable UTF-8; lengths and indices count
 //! characters (code points), and hashes depend only on the content.
 
-use super::{args, expect_text, PrimEntry};
+use super::{args, expect_text, expect_text_detached, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
 use crate::universe::Vm;
@@ -20,17 +20,14 @@ fn string_eq(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn as_symbol(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = expect_text(vm, a, "asSymbol")?;
+    // SAFETY: `a` is the receiver, on the caller's stack until this returns.
+    let s = unsafe { expect_text_detached(vm, a)? };
     Ok(vm.symbol(s))
 }
 
 fn concatenate(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, b] = args(f, argc);
-    let s = format!(
-        "{}{}",
-        expect_text(vm, a, "concatenate:")?,
-        expect_text(vm, b, "concatenate:")?
-    );
+    let s = format!("{}{}", expect_text(vm, a)?, expect_text(vm, b)?);
     Ok(vm.alloc_string(&s))
 }
 
@@ -46,12 +43,12 @@ pub fn content_hash(s: &str) -> i64 {
 
 fn string_hash(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    Ok(Value::int(content_hash(expect_text(vm, a, "hashcode")?)))
+    Ok(Value::int(content_hash(expect_text(vm, a)?)))
 }
 
 fn all_chars(vm: &mut Vm, f: &mut Frame, argc: usize, pred: fn(char) -> bool) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = expect_text(vm, a, "is...")?;
+    let s = expect_text(vm, a)?;
     Ok(vm.boolean(!s.is_empty() && s.chars().all(pred)))
 }
 
@@ -79,7 +76,9 @@ fn length(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 /// when the range is empty or outside the string.
 fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a, from, to] = args(f, argc);
-    let s = expect_text(vm, a, "primSubstringFrom:to:")?;
+    // SAFETY: `a` is the receiver, on the caller's stack until this returns: `s` (and
+    // `sub` below) stay valid across the allocation, which may collect.
+    let s = unsafe { expect_text_detached(vm, a)? };
     let (Some(from), Some(to)) = (from.get_int(), to.get_int()) else {
         return vm.err("primSubstringFrom:to: expects Integer bounds");
     };
@@ -88,14 +87,15 @@ fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     if end <= start {
         return Ok(vm.alloc_string(""));
     }
-    // SAFETY: `expect_text` checked that `a` is a String or Symbol.
-    let char_len = unsafe { crate::object::as_ref::<crate::object::Str>(a).char_len };
+    // SAFETY: `expect_text_detached` checked that `a` is a String or Symbol; `s` reads
+    // it too, so the reference is shared.
+    let char_len = unsafe { crate::object::as_shared::<crate::object::Str>(a).char_len };
     if char_len == s.len() {
         // One byte per character: index bytes directly (parsers call this once per
         // token, so walking the characters from the start made them quadratic).
         let sub = &s[start.min(s.len())..end.min(s.len())];
         // `sub` borrows the heap string, and allocation may collect; objects never
-        // move, and `a` is on the frame, so it stays alive and in place.
+        // move, and `a` is on the frame, so it stays alive and in place (see above).
         return Ok(vm.alloc_string(sub));
     }
     let sub: String = s.chars().skip(start).take(end - start).collect();
@@ -104,7 +104,9 @@ fn substring(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn symbol_as_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [a] = args(f, argc);
-    let s = expect_text(vm, a, "asString")?;
+    // SAFETY: `a` is the receiver, on the caller's stack until this returns, so the
+    // text stays valid across the allocation.
+    let s = unsafe { expect_text_detached(vm, a)? };
     Ok(vm.alloc_string(s))
 }
 

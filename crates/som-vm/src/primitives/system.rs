@@ -1,6 +1,6 @@
 //! System primitives: globals, class loading, output, time, exit, stack traces.
 
-use super::{args, expect_kind, expect_text, PrimEntry};
+use super::{args, expect_kind, expect_text, expect_text_detached, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
 use crate::universe::Vm;
@@ -8,33 +8,33 @@ use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use std::io::Write;
 
-fn expect_symbol(vm: &Vm, v: Value, op: &str) -> VmResult<Value> {
-    expect_kind(vm, v, Kind::Symbol, op)
+fn expect_symbol(vm: &Vm, v: Value) -> VmResult<Value> {
+    expect_kind(vm, v, Kind::Symbol)
 }
 
 fn global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, name] = args(f, argc);
-    let name = expect_symbol(vm, name, "global:")?;
+    let name = expect_symbol(vm, name)?;
     Ok(vm.global(name).unwrap_or(vm.nil))
 }
 
 /// `global:put:` answers the receiver.
 fn global_put(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, name, v] = args(f, argc);
-    let name = expect_symbol(vm, name, "global:put:")?;
+    let name = expect_symbol(vm, name)?;
     vm.set_global(name, v);
     Ok(s)
 }
 
 fn has_global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, name] = args(f, argc);
-    let name = expect_symbol(vm, name, "hasGlobal:")?;
+    let name = expect_symbol(vm, name)?;
     Ok(vm.boolean(vm.global(name).is_some()))
 }
 
 fn load(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, name] = args(f, argc);
-    let name = expect_symbol(vm, name, "load:")?;
+    let name = expect_symbol(vm, name)?;
     Ok(vm.load_class(name)?.unwrap_or(vm.nil))
 }
 
@@ -51,15 +51,19 @@ fn load_file(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn exit(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, code] = args(f, argc);
-    match code.get_int() {
-        Some(c) => Err(Box::new(Unwind::Exit(c as i32))),
-        None => vm.err("exit: expects an Integer status"),
+    match code.get_int().map(i32::try_from) {
+        Some(Ok(c)) => Err(Box::new(Unwind::Exit(c))),
+        Some(Err(_)) => vm.err("Domain error."),
+        None if vm.is_kind(code, Kind::BigInt) => vm.err("Domain error."),
+        None => super::wrong_type(vm, "Int", code),
     }
 }
 
 fn print_string(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = expect_text(vm, v, "printString:")?;
+    // SAFETY: `v` is an argument, on the caller's stack until this returns (and
+    // writing to the output buffer does not allocate in the heap anyway).
+    let t = unsafe { expect_text_detached(vm, v)? };
     let _ = vm.out.write_all(t.as_bytes());
     Ok(s)
 }
@@ -72,16 +76,16 @@ fn print_newline(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 
 fn error_print(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = expect_text(vm, v, "errorPrint:")?;
     vm.flush();
+    let t = expect_text(vm, v)?;
     eprint!("{t}");
     Ok(s)
 }
 
 fn error_println(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s, v] = args(f, argc);
-    let t = expect_text(vm, v, "errorPrintln:")?;
     vm.flush();
+    let t = expect_text(vm, v)?;
     eprintln!("{t}");
     Ok(s)
 }
@@ -89,7 +93,7 @@ fn error_println(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
 fn print_stack_trace(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [s] = args(f, argc);
     vm.flush();
-    eprint!("Traceback (innermost first):\n{}", vm.backtrace());
+    eprint!("{}\n{}", crate::universe::TRACEBACK_HEADER, vm.backtrace());
     Ok(s)
 }
 
