@@ -17,8 +17,8 @@
 # worse). Needs valgrind. Takes about 10 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release -p som
-SOM=target/x86_64-unknown-linux-gnu/release/som   # .cargo/config.toml names the target
+cargo build-static   # the measurement build (.cargo/config.toml)
+SOM=target/x86_64-unknown-linux-gnu/release/som
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
 D=benchmarks
 profile() { # mode out args...

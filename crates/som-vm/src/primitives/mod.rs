@@ -162,6 +162,11 @@ pub fn expect_kind(vm: &Vm, v: Value, kind: Kind) -> VmResult<Value> {
     }
 }
 
+/// `v` if it is a Symbol, else the error of [`wrong_class`].
+pub fn expect_symbol(vm: &Vm, v: Value) -> VmResult<Value> {
+    expect_kind(vm, v, Kind::Symbol)
+}
+
 /// The text of a String or Symbol argument, else the error of [`wrong_type`]. The
 /// text borrows the VM, as [`Vm::str_of`]'s does.
 pub fn expect_text(vm: &Vm, v: Value) -> VmResult<&str> {

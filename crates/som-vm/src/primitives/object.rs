@@ -2,7 +2,7 @@
 //! Class (name, superclass, fields, methods, `new`) and Method/Primitive (signature,
 //! holder, `invokeOn:with:`).
 
-use super::{args, class_name_of, expect_kind, numbers, PrimEntry};
+use super::{args, class_name_of, expect_kind, expect_symbol, numbers, PrimEntry};
 use crate::interpreter::send::{invoke_method, send_values, send_values_in};
 use crate::interpreter::Frame;
 use crate::object::{as_ref, header, heap_size, Class, Kind, Method, Slots};
@@ -125,10 +125,6 @@ fn expect_array(vm: &Vm, v: Value) -> VmResult<Vec<Value>> {
     let v = expect_kind(vm, v, Kind::Array)?;
     // SAFETY: checked kind.
     Ok(unsafe { as_ref::<Slots>(v).items().to_vec() })
-}
-
-fn expect_symbol(vm: &Vm, v: Value) -> VmResult<Value> {
-    expect_kind(vm, v, Kind::Symbol)
 }
 
 fn expect_class(vm: &Vm, v: Value) -> VmResult<*mut Class> {

@@ -1,16 +1,12 @@
 //! System primitives: globals, class loading, output, time, exit, stack traces.
 
-use super::{args, expect_kind, expect_text, expect_text_detached, PrimEntry};
+use super::{args, expect_symbol, expect_text, expect_text_detached, PrimEntry};
 use crate::interpreter::Frame;
 use crate::object::Kind;
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
 use crate::value::Value;
 use std::io::Write;
-
-fn expect_symbol(vm: &Vm, v: Value) -> VmResult<Value> {
-    expect_kind(vm, v, Kind::Symbol)
-}
 
 fn global(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let [_, name] = args(f, argc);
