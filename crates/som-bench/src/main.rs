@@ -75,8 +75,8 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct ExperimentConfig {
-    /// `warmup`: the first iteration of the synthesized programs in every mode (the
-    /// paper's Q1). `peak`: the steady state of the synthesized programs and the suite
+    /// `warmup`: the first iteration of the synthesized programs in every mode
+    /// (interp, threaded, tracing and tracing-high; the paper's Q1). `peak`: the steady state of the synthesized programs and the suite
     /// in every mode (Q2). `ablation`: tier 1 with all optimisations, without handler
     /// specialisation (ours, beyond the paper), without inline caches, and without
     /// inline caches and with stub handlers, normalised to the interpreter (Q3,
@@ -107,6 +107,10 @@ struct ExperimentConfig {
     /// `peers`: the core library the peers run with (`Smalltalk` of a SOM checkout).
     #[arg(long)]
     smalltalk: Option<PathBuf>,
+    /// `warmup`, `peak`: how many times higher `tracing-high`'s thresholds are than
+    /// `tracing`'s (default 3, the paper's).
+    #[arg(long)]
+    high_scale: Option<u32>,
 }
 
 /// The harness command of our VM; `{mode}` is replaced by the mode's flags.
@@ -131,18 +135,31 @@ fn our_vm(label: &str, mode: &str) -> String {
     format!("{label}={}", HARNESS.replace("{mode}", mode))
 }
 
+/// How much higher `tracing-high`'s thresholds are than `tracing`'s: the paper's
+/// "tracing with a threshold three times higher".
+const TRACING_HIGH_SCALE: u32 = 3;
+
+/// Our execution modes as the study names them: the interpreter, tier 1, tier 2, and
+/// tier 2 with every threshold multiplied by `high_scale` (`tracing-high`).
+fn our_modes(high_scale: u32) -> Vec<String> {
+    vec![
+        our_vm("interp", "--mode interp"),
+        our_vm("threaded", "--mode threaded --jit-stats"),
+        our_vm("tracing", "--mode tracing --jit-stats"),
+        our_vm(
+            "tracing-high",
+            &format!("--mode tracing --jit-stats --jit threshold_scale={high_scale}"),
+        ),
+    ]
+}
+
 fn synthesized_benchmarks() -> Vec<String> {
     (0..SYNTHESIZED).map(|k| format!("Synth{k:02}:1")).collect()
 }
 
 fn experiment(c: &ExperimentConfig) -> Result<Experiment, String> {
     let t = ABLATION_THRESHOLD;
-    let modes = || {
-        vec![
-            our_vm("interp", "--mode interp"),
-            our_vm("threaded", "--mode threaded --jit-stats"),
-        ]
-    };
+    let modes = || our_modes(c.high_scale.unwrap_or(TRACING_HIGH_SCALE));
     let e = match c.name.as_str() {
         "warmup" => Experiment {
             vms: modes(),

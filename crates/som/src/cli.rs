@@ -127,6 +127,10 @@ pub const JIT_SETTINGS: &[(&str, &str)] = &[
         "deopt_every",
         "testing: every Nth guard check in compiled traces fails (default 0, off)",
     ),
+    (
+        "threshold_scale",
+        "multiplies threshold, function_threshold and bridge_threshold, applied after them (the paper's 'tracing with a high threshold' is 3; default 1)",
+    ),
 ];
 
 /// Parses a byte size such as `64M`, `2G` or `1048576`.
@@ -209,6 +213,17 @@ impl Cli {
                 _ => {}
             }
         }
+        let scale = self
+            .jit
+            .iter()
+            .flatten()
+            .filter(|(k, _)| k == "threshold_scale")
+            .map(|&(_, v)| v)
+            .next_back()
+            .unwrap_or(1);
+        o.threshold = o.threshold.saturating_mul(scale);
+        o.function_threshold = o.function_threshold.saturating_mul(scale);
+        o.bridge_threshold = o.bridge_threshold.saturating_mul(scale);
         o
     }
 

@@ -768,3 +768,27 @@ fn tier2_loop_exits_get_bridges_that_finish_the_activation() {
         .unwrap_or_else(|| panic!("no bridge of sumTo:'s loop in\n{log}"));
     assert!(bridge.contains("  finish %"), "{bridge}");
 }
+
+#[test]
+fn threshold_scale_multiplies_the_tier2_thresholds() {
+    // A loop of 120 back-edges: traced at threshold 50, not at 50 x 3.
+    let source =
+        "Scaled = (\n  run = ( | s | s := 0. 1 to: 120 do: [ :i | s := s + i ]. s println )\n)\n";
+    let dir = classes("tier2-scale", &[("Scaled.som", source)]);
+    let prog = dir.join("Scaled.som");
+    let traces = |jit: &str| {
+        let out = som(&[
+            "--mode",
+            "tracing",
+            "--jit",
+            jit,
+            "--jit-stats",
+            prog.to_str().unwrap(),
+        ]);
+        assert_eq!(text(&out.stdout), "7260\n");
+        stat(&text(&out.stderr), "tier 2:")
+    };
+    assert_eq!(traces("threshold=50"), 1);
+    assert_eq!(traces("threshold=50,threshold_scale=3"), 0);
+    assert_eq!(traces("threshold_scale=3,threshold=30"), 1);
+}
