@@ -129,7 +129,7 @@ pub const JIT_SETTINGS: &[(&str, &str)] = &[
     ),
     (
         "threshold_scale",
-        "multiplies threshold, function_threshold and bridge_threshold, applied after them (the paper's 'tracing with a high threshold' is 3; default 1)",
+        "multiplies threshold, function_threshold and bridge_threshold, applied after them, at least 1 (the paper's 'tracing with a high threshold' is 3; default 1)",
     ),
 ];
 
@@ -202,8 +202,10 @@ impl Cli {
     /// The `--jit` settings as tier-2 options.
     pub fn tier2_options(&self) -> som_vm::tier2::TraceOptions {
         let mut o = som_vm::tier2::trace_options();
+        let mut scale = 1;
         for (k, v) in self.jit.iter().flatten() {
             match k.as_str() {
+                "threshold_scale" => scale = (*v).max(1),
                 "threshold" => o.threshold = *v,
                 "function_threshold" => o.function_threshold = *v,
                 "trace_limit" => o.trace_limit = *v,
@@ -213,14 +215,6 @@ impl Cli {
                 _ => {}
             }
         }
-        let scale = self
-            .jit
-            .iter()
-            .flatten()
-            .filter(|(k, _)| k == "threshold_scale")
-            .map(|&(_, v)| v)
-            .next_back()
-            .unwrap_or(1);
         o.threshold = o.threshold.saturating_mul(scale);
         o.function_threshold = o.function_threshold.saturating_mul(scale);
         o.bridge_threshold = o.bridge_threshold.saturating_mul(scale);

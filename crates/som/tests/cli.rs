@@ -791,4 +791,6 @@ fn threshold_scale_multiplies_the_tier2_thresholds() {
     assert_eq!(traces("threshold=50"), 1);
     assert_eq!(traces("threshold=50,threshold_scale=3"), 0);
     assert_eq!(traces("threshold_scale=3,threshold=30"), 1);
+    // A scale of 0 counts as 1.
+    assert_eq!(traces("threshold=50,threshold_scale=0"), 1);
 }

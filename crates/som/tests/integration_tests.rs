@@ -286,15 +286,16 @@ fn indent(text: &str) -> String {
 }
 
 /// Runs every test in every mode with `classpath` and compares with the list of
-/// expected failures.
-fn run_all(classpath: &str) {
+/// expected failures; `tag` names this run's scratch folder (the tests run in
+/// parallel).
+fn run_all(classpath: &str, tag: &str) {
     let reference = std::env::var("SOM_REFERENCE").expect(
         "SOM_REFERENCE must name a checkout of https://github.com/SOM-st/SOM for this test",
     );
     let reference = std::fs::canonicalize(&reference)
         .unwrap_or_else(|e| panic!("SOM_REFERENCE={reference}: {e}"));
     // A folder where the repository is `core-lib/`, as in a VM's checkout.
-    let root = std::env::temp_dir().join(format!("som-integration-{}", std::process::id()));
+    let root = std::env::temp_dir().join(format!("som-integration-{}-{tag}", std::process::id()));
     std::fs::create_dir_all(&root).unwrap();
     let link = root.join("core-lib");
     let _ = std::fs::remove_file(&link);
@@ -354,13 +355,13 @@ fn run_all(classpath: &str) {
 #[test]
 #[ignore = "needs the public SOM repository: SOM_REFERENCE=/path/to/SOM cargo test -p som --test integration_tests -- --ignored"]
 fn integration_tests_with_our_core_library() {
-    run_all(".");
+    run_all(".", "ours");
 }
 
 #[test]
 #[ignore = "needs the public SOM repository: SOM_REFERENCE=/path/to/SOM cargo test -p som --test integration_tests -- --ignored"]
 fn integration_tests_with_the_public_core_library() {
-    run_all("core-lib/Smalltalk");
+    run_all("core-lib/Smalltalk", "public");
 }
 
 #[test]
