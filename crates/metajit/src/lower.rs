@@ -33,6 +33,10 @@ pub const TO_LOOP: u64 = u64::MAX;
 /// result is in word 0 of the exit buffer.
 pub const FINISHED: u64 = u64::MAX - 1;
 
+/// What a trace ending in `link n` answers: continue in trace `n`, whose number is in
+/// word 0 of the exit buffer.
+pub const LINKED: u64 = u64::MAX - 2;
+
 /// A compiled loop or bridge (see the module documentation). A bridge reads its
 /// inputs (`param`) from `exits` before it writes any exit there.
 pub type TraceFn =
@@ -165,6 +169,13 @@ impl TraceBackend {
                 }
                 Op::ToLoop => {
                     let st = b.ins().iconst(types::I64, TO_LOOP as i64);
+                    b.ins().return_(&[st]);
+                    None
+                }
+                &Op::Link(n) => {
+                    let n = b.ins().iconst(types::I64, n as i64);
+                    b.ins().store(flags, n, exits, 0);
+                    let st = b.ins().iconst(types::I64, LINKED as i64);
                     b.ins().return_(&[st]);
                     None
                 }

@@ -308,6 +308,13 @@ impl Recorder {
         self.finish(Op::ToLoop)
     }
 
+    /// Closes a loop trace or bridge at the header of another loop of the root
+    /// activation, whose compiled trace is the client's number `n`: writes back what
+    /// the recording changed and continues there.
+    pub fn close_link(self, n: u32) -> Result<Trace, AbortReason> {
+        self.finish(Op::Link(n))
+    }
+
     /// Why recording stopped, if it did.
     pub fn aborted(&self) -> Option<AbortReason> {
         self.aborted

@@ -43,9 +43,9 @@ pub fn trace_options() -> TraceOptions {
     }
     o
 }
-use metajit::driver::{Action, Driver, LoopCell};
+use metajit::driver::{Action, Driver, LoopCell, LoopState};
 use metajit::ir::{LoopKey, Trace};
-use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, FINISHED, TO_LOOP};
+use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, FINISHED, LINKED, TO_LOOP};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
 use metajit::{Concrete, Machine, Step};
 use std::collections::HashMap;
@@ -249,6 +249,9 @@ enum RootEnd {
     Closed,
     /// The root activation of an entry trace returned this.
     Returned(metajit::record::Traced),
+    /// The back-edge to the header of another loop of the root activation, which has
+    /// compiled trace `n`: the trace links to it.
+    Linked(u32),
     /// Recording stopped; the activation goes on as this says.
     Stopped(VmResult<ExitOutcome>),
 }
@@ -284,7 +287,10 @@ fn record_root(
                 if Some(t) == header {
                     return RootEnd::Closed;
                 }
-                rec.abort(AbortReason::InnerLoop);
+                match compiled_loop(vm, code, f, op) {
+                    Some(n) => return RootEnd::Linked(n),
+                    None => rec.abort(AbortReason::InnerLoop),
+                }
             }
             Step::Return(v) if may_finish => return RootEnd::Returned(v),
             Step::Return(v) => {
@@ -309,6 +315,25 @@ fn record_root(
     }
 }
 
+/// The compiled trace of the loop whose back-edge `op` activation `f` of `code` just
+/// took, if it has one.
+fn compiled_loop(vm: &Vm, code: &Code, f: &Frame, op: Op) -> Option<u32> {
+    let Op::BackJump { counter, .. } = op else {
+        return None;
+    };
+    let extra = library_loop_key(vm, code, f);
+    let state = if extra == 0 {
+        code.loops[counter as usize].get()
+    } else {
+        let key = (code as *const Code as usize, counter, extra);
+        vm.tier2.as_ref()?.library_loops.get(&key)?.get()
+    };
+    match state {
+        LoopState::Compiled(n) => Some(n),
+        _ => None,
+    }
+}
+
 /// Records the loop at `header` of `code`, running in the activation `f` (at the
 /// header), and compiles it.
 fn record(
@@ -327,16 +352,17 @@ fn record(
     let mut rec = Recorder::start(key, f, f.method as u64, FRAME_AUX, limits(vm));
     let end = record_root(&mut rec, vm, code, f, Some(header), false);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
-    match end {
-        RootEnd::Closed => {}
+    let closed = match end {
+        RootEnd::Closed => rec.close_loop(),
+        RootEnd::Linked(n) => rec.close_link(n),
         RootEnd::Stopped(outcome) => {
             let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
             t2.driver.aborted(cell, why);
             return outcome;
         }
         RootEnd::Returned(_) => unreachable!("loops close at their header"),
-    }
-    match rec.close_loop() {
+    };
+    match closed {
         Ok(trace) => compiled_root(vm, code, trace, cell),
         Err(why) => t2.driver.aborted(cell, why),
     }
@@ -403,7 +429,7 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
                 .aborted(cell, why);
             outcome
         }
-        RootEnd::Closed => unreachable!("entry traces have no loop"),
+        RootEnd::Closed | RootEnd::Linked(_) => unreachable!("entry traces have no loop"),
     }
 }
 
@@ -525,7 +551,18 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
         let snap = unsafe { func(vm_ptr, f.base as *mut u64, aux, exits) };
         let t2 = vm.tier2.as_mut().expect("tracing mode");
         if snap == TO_LOOP {
-            current = n;
+            current = t2.traces[current].root;
+            continue;
+        }
+        if snap == LINKED {
+            // The activation is at the header of another loop, every slot in memory.
+            let next = t2.exits[0] as usize;
+            f.pc = t2.traces[next].trace.key.pc;
+            f.sp = t2.traces[next].trace.root_sp as usize;
+            if f.base as usize + 8 * t2.traces[next].reach > end {
+                return Ok(ExitOutcome::Continue);
+            }
+            current = next;
             continue;
         }
         if snap == FINISHED {
@@ -629,6 +666,8 @@ fn record_bridge(
         // The activation is at the loop header; the interpreter goes on (and enters
         // the loop's trace at the next back-edge).
         RootEnd::Closed => (rec.close_bridge(), ExitOutcome::Continue),
+        // At the header of another loop, which has a trace: the bridge goes on there.
+        RootEnd::Linked(n) => (rec.close_link(n), ExitOutcome::Continue),
         // The root activation returned (an entry trace's, or a loop's after its exit).
         RootEnd::Returned(v) => (
             rec.close_function(v),

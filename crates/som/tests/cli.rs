@@ -794,3 +794,29 @@ fn threshold_scale_multiplies_the_tier2_thresholds() {
     // A scale of 0 counts as 1.
     assert_eq!(traces("threshold=50,threshold_scale=0"), 1);
 }
+
+#[test]
+fn tier2_inner_and_outer_loops_link_to_each_others_traces() {
+    // The sieve's shape: the inner loop runs on some iterations of the outer one.
+    let source = "Sieve = (\n  run = ( | composite primes |\n    composite := Array new: 20000 withAll: false. primes := 0.\n    2 to: 20000 do: [ :c | (composite at: c) ifFalse: [ | m |\n      primes := primes + 1. m := c + c.\n      [ m <= 20000 ] whileTrue: [ composite at: m put: true. m := m + c ] ] ].\n    primes println )\n)\n";
+    let dir = classes("tier2-link", &[("Sieve.som", source)]);
+    let prog = dir.join("Sieve.som");
+    let log = dir.join("jit.log");
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=50,bridge_threshold=10",
+        "--jit-stats",
+        "--jit-log",
+        log.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "2262\n");
+    let report = text(&out.stderr);
+    // Without links every end of the inner loop left compiled code (2262 times).
+    let deopts = stat(&report, "trace entries,");
+    assert!(deopts < 100, "{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("\n  link "), "{log}");
+}

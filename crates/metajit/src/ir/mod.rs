@@ -13,6 +13,11 @@
 //! jump                   back to the header
 //! ```
 //!
+//! Bridges end with `toloop` (back to their loop's header), `finish` (the root
+//! activation returns) or `link n` (on in compiled trace `n`, another loop of the root
+//! activation); a loop trace may end with `link n` too (its path reached an inner
+//! loop that has a trace).
+//!
 //! Values are words; references below [`Ref::CONST`] name instructions, references with
 //! that bit set name interned constants. Every guard names a [`Snapshot`]: the
 //! interpreter state to rebuild when the guard fails (`crate::snapshot`).
@@ -170,6 +175,10 @@ pub enum Op {
     /// The end of an entry trace (or of its bridge): the root activation returns the
     /// operand.
     Finish(Ref),
+    /// The end of a trace or bridge that reached the header of another loop of the
+    /// root activation: continue in compiled trace `n` (the client's number) from
+    /// that header, every slot in memory.
+    Link(u32),
 }
 
 impl Op {
@@ -210,7 +219,8 @@ impl Op {
             | Op::Loop
             | Op::Poll
             | Op::Jump
-            | Op::ToLoop => vec![],
+            | Op::ToLoop
+            | Op::Link(_) => vec![],
             &Op::CallCheck(w, _) | &Op::Finish(w) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]

@@ -144,6 +144,7 @@ impl Parser {
             "slotaddr" => return Ok(Op::SlotAddr(number(rest)? as i32)),
             "param" => return Ok(Op::Param(number(rest)? as u32)),
             "toloop" => return Ok(Op::ToLoop),
+            "link" => return Ok(Op::Link(number(rest)? as u32)),
             "finish" => return Ok(Op::Finish(self.operand(rest)?)),
             "callcheck" => {
                 let (a, snap) = Self::with_snap(rest)?;

@@ -50,7 +50,7 @@ pub fn verify(t: &Trace) -> Result<(), String> {
                     return Err(format!("%{at}: a second loop header"));
                 }
             }
-            Op::Jump | Op::ToLoop | Op::Finish(_) if at + 1 != t.ops.len() => {
+            Op::Jump | Op::ToLoop | Op::Finish(_) | Op::Link(_) if at + 1 != t.ops.len() => {
                 return Err(format!("%{at}: the trace goes on after its end"))
             }
             Op::Jump if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
@@ -66,8 +66,11 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             _ => {}
         }
     }
-    if !matches!(t.ops.last(), Some(Op::Jump | Op::ToLoop | Op::Finish(_))) {
-        return Err("the trace does not end with jump, toloop or finish".into());
+    if !matches!(
+        t.ops.last(),
+        Some(Op::Jump | Op::ToLoop | Op::Finish(_) | Op::Link(_))
+    ) {
+        return Err("the trace does not end with jump, toloop, finish or link".into());
     }
     Ok(())
 }
