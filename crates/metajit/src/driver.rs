@@ -99,10 +99,16 @@ pub struct TraceStats {
     pub bridges: u64,
     pub aborts: BTreeMap<AbortReason, u64>,
     pub blacklisted: u64,
+    /// IR instructions and guards as recorded.
     pub ir_ops: u64,
     pub guards: u64,
+    /// The same after the optimiser ([`crate::opt`]).
+    pub ir_ops_optimised: u64,
+    pub guards_optimised: u64,
     pub code_bytes: u64,
+    /// Backend time, and optimiser time within it.
     pub compile_time: Duration,
+    pub optimise_time: Duration,
     pub trace_entries: u64,
     /// Guard failures that left compiled code for the interpreter.
     pub deopts: u64,
@@ -119,18 +125,22 @@ impl TraceStats {
             .collect();
         let total_aborts: u64 = self.aborts.values().sum();
         format!(
-            "jit: tier 2: {} traces and {} bridges compiled from {} recordings, {} IR ops, {} guards, {} bytes of code\n\
-             jit: tier 2: compile time {:.0} us total, {:.2} us per IR op\n\
+            "jit: tier 2: {} traces and {} bridges compiled from {} recordings, {} bytes of code\n\
+             jit: tier 2: {} IR ops and {} guards recorded, {} IR ops and {} guards after optimisation\n\
+             jit: tier 2: compile time {:.0} us total, {:.2} us per recorded IR op, optimiser {:.0} us\n\
              jit: tier 2: {} aborts ({}), {} loops blacklisted\n\
              jit: tier 2: {} trace entries, {} guard failures (deoptimisations)\n",
             self.traces,
             self.bridges,
             self.recordings,
+            self.code_bytes,
             self.ir_ops,
             self.guards,
-            self.code_bytes,
+            self.ir_ops_optimised,
+            self.guards_optimised,
             us,
             if self.ir_ops > 0 { us / self.ir_ops as f64 } else { 0.0 },
+            self.optimise_time.as_secs_f64() * 1e6,
             total_aborts,
             if aborts.is_empty() { "none".to_string() } else { aborts.join(", ") },
             self.blacklisted,

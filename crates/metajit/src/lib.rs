@@ -24,6 +24,7 @@ pub mod emit;
 pub mod ir;
 pub mod lower;
 pub mod machine;
+pub mod opt;
 pub mod record;
 pub mod shallow;
 pub mod snapshot;

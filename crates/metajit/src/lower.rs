@@ -307,8 +307,15 @@ impl TraceBackend {
                     Some(b.inst_results(call)[0])
                 }
                 Op::Loop => {
+                    // The header's parameters are the phis that follow it.
                     let h = b.create_block();
-                    b.ins().jump(h, &[]);
+                    let mut inits = Vec::new();
+                    for op in &trace.ops[i + 1..] {
+                        let &Op::Phi(init) = op else { break };
+                        b.append_block_param(h, types::I64);
+                        inits.push(lw.val(&mut b, init).into());
+                    }
+                    b.ins().jump(h, &inits);
                     b.switch_to_block(h);
                     header = Some(h);
                     None
@@ -328,10 +335,19 @@ impl TraceBackend {
                     }
                     None
                 }
-                Op::Jump => {
+                Op::Jump(args) => {
                     let h = header.ok_or("jump without a loop header")?;
-                    b.ins().jump(h, &[]);
+                    let args: Vec<_> = args.iter().map(|&a| lw.val(&mut b, a).into()).collect();
+                    b.ins().jump(h, &args);
                     None
+                }
+                &Op::Phi(_) => {
+                    let h = header.ok_or("phi without a loop header")?;
+                    let first = trace.ops[..i]
+                        .iter()
+                        .rposition(|o| matches!(o, Op::Loop))
+                        .ok_or("phi without a loop header")?;
+                    Some(b.block_params(h)[i - first - 1])
                 }
             };
             lw.values[i] = v;

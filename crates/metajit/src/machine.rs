@@ -20,7 +20,7 @@ pub trait StackFrame {
 }
 
 /// Word-level binary operations (wrapping).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinOp {
     Add,
     Sub,
@@ -36,7 +36,7 @@ pub enum BinOp {
 }
 
 /// Float operations on words holding IEEE-754 bit patterns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FBinOp {
     Add,
     Sub,
@@ -45,7 +45,7 @@ pub enum FBinOp {
 }
 
 /// Comparisons: signed for integers, IEEE (false on NaN) for floats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Cmp {
     Eq,
     Ne,

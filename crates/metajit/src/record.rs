@@ -336,7 +336,7 @@ impl Recorder {
     /// auxiliary words the iteration changed and jumps to the header. Answers the
     /// trace, or why there is none.
     pub fn close_loop(self) -> Result<Trace, AbortReason> {
-        self.finish(Op::Jump)
+        self.finish(Op::Jump(Vec::new()))
     }
 
     fn finish(mut self, end: Op) -> Result<Trace, AbortReason> {

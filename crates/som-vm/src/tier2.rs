@@ -46,6 +46,7 @@ pub fn trace_options() -> TraceOptions {
 use metajit::driver::{Action, Driver, LoopCell, LoopState};
 use metajit::ir::{LoopKey, Trace};
 use metajit::lower::{Compiled, LowerOptions, Safepoint, TraceBackend, FINISHED, LINKED, TO_LOOP};
+pub use metajit::opt::{passes_named, Pass};
 use metajit::record::{AbortReason, RecordLimits, Recorder};
 use metajit::{Concrete, Machine, Step};
 use std::collections::HashMap;
@@ -86,6 +87,8 @@ pub struct Tier2 {
     /// it is boxed and lives as long as the traces.
     _deopt_counter: Box<u64>,
     log: Option<std::io::BufWriter<std::fs::File>>,
+    /// The optimiser's passes (`--jit-passes`).
+    passes: Vec<Pass>,
 }
 
 impl Tier2 {
@@ -117,6 +120,7 @@ impl Tier2 {
             exits: vec![0; options.tier2.trace_limit as usize + EXIT_SLACK],
             _deopt_counter: deopt_counter,
             log,
+            passes: options.tier2_passes.clone(),
         })
     }
 
@@ -128,6 +132,44 @@ impl Tier2 {
     /// The tier-2 lines of `--jit-stats`.
     pub fn stats(&self) -> String {
         self.driver.stats.report()
+    }
+
+    /// Runs the optimiser's passes over a recorded trace; the JIT log gets the trace
+    /// as recorded and after each pass.
+    fn optimise(&mut self, vm_label: &str, trace: Trace) -> Trace {
+        let start = std::time::Instant::now();
+        let stats = &mut self.driver.stats;
+        stats.ir_ops += trace.ops.len() as u64;
+        stats.guards += trace.guards() as u64;
+        let mut log = self.log.as_mut();
+        if let Some(log) = &mut log {
+            let _ = write!(
+                log,
+                "[tier2] recorded {vm_label} at pc {}: {} ops, {} guards\n{}",
+                trace.key.pc,
+                trace.ops.len(),
+                trace.guards(),
+                trace.to_text()
+            );
+        }
+        let out = metajit::opt::optimise(trace, &self.passes, |pass, t| {
+            if let Some(log) = &mut log {
+                let _ = write!(
+                    log,
+                    "[tier2] after {pass}: {} ops, {} guards\n{}",
+                    t.ops.len(),
+                    t.guards(),
+                    t.to_text()
+                );
+            }
+        });
+        let stats = &mut self.driver.stats;
+        stats.ir_ops_optimised += out.ops.len() as u64;
+        stats.guards_optimised += out.guards() as u64;
+        let took = start.elapsed();
+        stats.optimise_time += took;
+        stats.compile_time += took;
+        out
     }
 
     fn log_trace(&mut self, vm_label: &str, t: &LoopTrace, bridge_of: Option<(usize, u32)>) {
@@ -371,11 +413,11 @@ fn record(
 
 /// Compiles and installs a loop or entry trace recorded for `cell`.
 fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell) {
-    let (ops, guards) = (trace.ops.len(), trace.guards());
     let installed = install(vm, code, trace, None);
     let driver = &mut vm.tier2.as_mut().expect("tracing mode").driver;
     match installed {
-        Some(n) => driver.compiled(cell, n, ops, guards),
+        // `install` counted the IR.
+        Some(n) => driver.compiled(cell, n, 0, 0),
         None => driver.aborted(cell, AbortReason::Unsupported),
     }
 }
@@ -433,11 +475,12 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
     }
 }
 
-/// Compiles `trace` (a loop, or a bridge of `bridge_of` = (trace, snapshot)) and adds
-/// it to the compiled traces; answers its number.
+/// Optimises and compiles `trace` (a loop, or a bridge of `bridge_of` = (trace,
+/// snapshot)) and adds it to the compiled traces; answers its number.
 fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32)>) -> Option<u32> {
     let label = code_label(vm, code);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
+    let trace = t2.optimise(&label, trace);
     let compiled = match t2.backend.compile(&trace) {
         Ok(c) => c,
         Err(e) => {
@@ -478,8 +521,6 @@ fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32
         let root = t2.traces[n].root;
         t2.traces[root].bridge_count += 1;
         t2.driver.stats.bridges += 1;
-        t2.driver.stats.ir_ops += t2.traces[n].trace.ops.len() as u64;
-        t2.driver.stats.guards += t2.traces[n].trace.guards() as u64;
     }
     Some(n as u32)
 }

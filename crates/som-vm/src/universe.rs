@@ -41,6 +41,8 @@ pub struct Options {
     pub mode: Mode,
     pub tier1: Tier1Options,
     pub tier2: metajit::driver::TraceOptions,
+    /// The tier-2 optimiser's passes, in order (`--jit-passes`; default all).
+    pub tier2_passes: Vec<metajit::opt::Pass>,
     /// Write every compiled trace here (`--jit-log`).
     pub jit_log: Option<PathBuf>,
     /// Directories searched for `<Class>.som`, in order, before the embedded library.
@@ -62,6 +64,7 @@ impl Default for Options {
             mode: Mode::Interp,
             tier1: Tier1Options::default(),
             tier2: crate::tier2::trace_options(),
+            tier2_passes: metajit::opt::PASSES.to_vec(),
             jit_log: None,
             classpath: Vec::new(),
             max_stack_depth: 100_000,

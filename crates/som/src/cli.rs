@@ -42,10 +42,16 @@ pub struct Cli {
     #[arg(long)]
     pub jit_stats: bool,
 
-    /// Write every compiled trace to FILE: its loop, IR, guards with their snapshots,
-    /// machine-code size and compile time.
+    /// Write every compiled trace to FILE: as recorded, after each optimisation pass
+    /// (with op counts), and as compiled, with its guards' snapshots, machine-code
+    /// size and compile time.
     #[arg(long, value_name = "FILE")]
     pub jit_log: Option<PathBuf>,
+
+    /// Tier 2's optimisation passes, `+`-separated, run in pipeline order: peel, fold,
+    /// guards, cse, heap, dce; or `all` (the default) or `none`.
+    #[arg(long, value_name = "PASSES", default_value = "all", value_parser = parse_passes)]
+    pub jit_passes: PassList,
 
     /// Write how often each method and block was invoked to FILE when the program
     /// ends (`count<TAB>Class>>#selector` lines, most-called first).
@@ -152,6 +158,14 @@ fn parse_size(s: &str) -> Result<usize, String> {
     n.checked_shl(shift)
         .filter(|b| b >> shift == n && *b >= 1 << 20)
         .ok_or_else(|| format!("heap size '{s}' must be between 1M and the address space"))
+}
+
+/// Tier 2's optimisation passes, as `--jit-passes` names them.
+#[derive(Debug, Clone)]
+pub struct PassList(pub Vec<som_vm::tier2::Pass>);
+
+fn parse_passes(s: &str) -> Result<PassList, String> {
+    som_vm::tier2::passes_named(s).map(PassList)
 }
 
 /// Parses `key=value[,key=value...]` for `--jit`.

@@ -58,6 +58,7 @@ fn run(cli: cli::Cli) -> i32 {
         },
         tier1: cli.tier1_options(),
         tier2: cli.tier2_options(),
+        tier2_passes: cli.jit_passes.0.clone(),
         jit_log: cli.jit_log.clone(),
         classpath,
         max_stack_depth: cli.max_stack_depth,

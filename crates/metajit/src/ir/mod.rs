@@ -51,7 +51,7 @@ impl Ref {
 pub type SnapId = u32;
 
 /// Overflow-checked operations (signed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OvfOp {
     Add,
     Sub,
@@ -60,7 +60,7 @@ pub enum OvfOp {
 
 /// Whether memory a load reads can change while the trace runs (an optimiser may CSE
 /// and hoist immutable loads: an object's class, an array's length).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MemKind {
     Mutable,
     Immutable,
@@ -79,7 +79,9 @@ impl Effects {
     /// May allocate, and so collect.
     pub const ALLOCATES: Effects = Effects(8);
     pub const NONE: Effects = Effects(0);
-    pub const ALL: Effects = Effects(15);
+    /// Every effect a call may have (reads, writes, allocates); not elidable, which
+    /// is a promise about the call, not an effect.
+    pub const ALL: Effects = Effects(14);
 
     pub const fn union(self, o: Effects) -> Effects {
         Effects(self.0 | o.0)
@@ -103,7 +105,7 @@ pub type ResidualFn = unsafe extern "C" fn(ctx: *mut u8, a: u64, b: u64, c: u64,
 pub const MAX_CALL_ARGS: usize = 4;
 
 /// One trace instruction.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Slot `n` of the frame window, counted from the root frame's slot 0, read from
     /// memory.
@@ -166,10 +168,13 @@ pub enum Op {
     },
     /// The loop header.
     Loop,
+    /// A value carried round the loop (only directly after `loop`): the operand on
+    /// entry, then the `jump`'s argument of the same position (loop peeling).
+    Phi(Ref),
     /// Safepoint poll (a collection requested elsewhere may run here).
     Poll,
-    /// Back to the loop header.
-    Jump,
+    /// Back to the loop header, with the next values of the header's `phi`s.
+    Jump(Vec<Ref>),
     /// A bridge's end: continue in its loop's trace, from the header.
     ToLoop,
     /// The end of an entry trace (or of its bridge): the root activation returns the
@@ -196,6 +201,7 @@ impl Op {
                 | Op::Ovf(..)
                 | Op::Load { .. }
                 | Op::Call { .. }
+                | Op::Phi(_)
         )
     }
 
@@ -218,10 +224,9 @@ impl Op {
             | Op::Param(_)
             | Op::Loop
             | Op::Poll
-            | Op::Jump
             | Op::ToLoop
             | Op::Link(_) => vec![],
-            &Op::CallCheck(w, _) | &Op::Finish(w) => vec![w],
+            &Op::CallCheck(w, _) | &Op::Finish(w) | &Op::Phi(w) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]
             }
@@ -230,8 +235,56 @@ impl Op {
             &Op::Load { base, .. } => vec![base],
             &Op::Store { base, value, .. } => vec![base, value],
             &Op::SStore(_, v) | &Op::AuxStore(_, v) => vec![v],
-            Op::Call { args, .. } => args.clone(),
+            Op::Call { args, .. } | Op::Jump(args) => args.clone(),
         }
+    }
+
+    /// The instruction with every value operand replaced by `f` of it.
+    pub fn map_operands(&self, mut f: impl FnMut(Ref) -> Ref) -> Op {
+        let mut op = self.clone();
+        match &mut op {
+            Op::SLoad(_)
+            | Op::AuxLoad(_)
+            | Op::SlotAddr(_)
+            | Op::Param(_)
+            | Op::Loop
+            | Op::Poll
+            | Op::ToLoop
+            | Op::Link(_) => {}
+            Op::CallCheck(w, _) | Op::Finish(w) | Op::Phi(w) => *w = f(*w),
+            Op::Bin(_, a, b) | Op::Flag(_, a, b) | Op::FBin(_, a, b) | Op::Ovf(_, a, b, _) => {
+                *a = f(*a);
+                *b = f(*b);
+            }
+            Op::GuardBits { w, .. } => *w = f(*w),
+            Op::GuardCmp { a, b, .. } => {
+                *a = f(*a);
+                *b = f(*b);
+            }
+            Op::Load { base, .. } => *base = f(*base),
+            Op::Store { base, value, .. } => {
+                *base = f(*base);
+                *value = f(*value);
+            }
+            Op::SStore(_, v) | Op::AuxStore(_, v) => *v = f(*v),
+            Op::Call { args, .. } | Op::Jump(args) => {
+                for a in args {
+                    *a = f(*a);
+                }
+            }
+        }
+        op
+    }
+
+    /// The instruction with its snapshot (if a guard) replaced by `f` of it.
+    pub fn map_snap(&self, f: impl FnOnce(SnapId) -> SnapId) -> Op {
+        let mut op = self.clone();
+        match &mut op {
+            Op::Ovf(.., s) | Op::CallCheck(_, s) => *s = f(*s),
+            Op::GuardBits { snap, .. } | Op::GuardCmp { snap, .. } => *snap = f(*snap),
+            _ => {}
+        }
+        op
     }
 }
 

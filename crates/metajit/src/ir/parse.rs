@@ -138,7 +138,15 @@ impl Parser {
         match mnemonic {
             "loop" => return Ok(Op::Loop),
             "poll" => return Ok(Op::Poll),
-            "jump" => return Ok(Op::Jump),
+            "jump" if rest.trim().is_empty() => return Ok(Op::Jump(Vec::new())),
+            "jump" => {
+                let args = args
+                    .iter()
+                    .map(|a| self.operand(a))
+                    .collect::<Result<_, _>>()?;
+                return Ok(Op::Jump(args));
+            }
+            "phi" => return Ok(Op::Phi(self.operand(rest)?)),
             "sload" => return Ok(Op::SLoad(number(rest)? as i32)),
             "auxload" => return Ok(Op::AuxLoad(number(rest)? as u16)),
             "slotaddr" => return Ok(Op::SlotAddr(number(rest)? as i32)),

@@ -125,7 +125,12 @@ impl Trace {
             }
             Op::Loop => "loop".into(),
             Op::Poll => "poll".into(),
-            Op::Jump => "jump".into(),
+            Op::Jump(args) if args.is_empty() => "jump".into(),
+            Op::Jump(args) => {
+                let args: Vec<String> = args.iter().map(|&a| r(a)).collect();
+                format!("jump {}", args.join(", "))
+            }
+            &Op::Phi(v) => format!("phi {}", r(v)),
         }
     }
 

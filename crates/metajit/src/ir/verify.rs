@@ -27,7 +27,16 @@ pub fn verify(t: &Trace) -> Result<(), String> {
         Ok(())
     };
     let mut loops = 0;
+    // The phis after the loop header, and whether the next instruction may be one.
+    let (mut phis, mut phi_allowed) = (0, false);
     for (at, op) in t.ops.iter().enumerate() {
+        match op {
+            Op::Phi(_) if !phi_allowed => {
+                return Err(format!("%{at}: a phi not directly after the loop header"))
+            }
+            Op::Phi(_) => phis += 1,
+            _ => phi_allowed = false,
+        }
         for r in op.operands() {
             defined(r, at)?;
         }
@@ -45,15 +54,22 @@ pub fn verify(t: &Trace) -> Result<(), String> {
         }
         match op {
             Op::Loop => {
+                phi_allowed = true;
                 loops += 1;
                 if loops > 1 {
                     return Err(format!("%{at}: a second loop header"));
                 }
             }
-            Op::Jump | Op::ToLoop | Op::Finish(_) | Op::Link(_) if at + 1 != t.ops.len() => {
+            Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_) if at + 1 != t.ops.len() => {
                 return Err(format!("%{at}: the trace goes on after its end"))
             }
-            Op::Jump if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
+            Op::Jump(_) if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
+            Op::Jump(args) if args.len() != phis => {
+                return Err(format!(
+                    "%{at}: jump with {} values for {phis} phis",
+                    args.len()
+                ))
+            }
             Op::ToLoop if loops > 0 => return Err(format!("%{at}: a loop trace ends as a bridge")),
             Op::Finish(_) if loops > 0 => return Err(format!("%{at}: a loop trace returns")),
             Op::Param(_) if loops > 0 => return Err(format!("%{at}: a loop trace with a param")),
@@ -68,7 +84,7 @@ pub fn verify(t: &Trace) -> Result<(), String> {
     }
     if !matches!(
         t.ops.last(),
-        Some(Op::Jump | Op::ToLoop | Op::Finish(_) | Op::Link(_))
+        Some(Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_))
     ) {
         return Err("the trace does not end with jump, toloop, finish or link".into());
     }

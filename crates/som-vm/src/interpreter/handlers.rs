@@ -56,7 +56,7 @@ fn has_kind<M: Machine>(m: &mut M, w: M::W, kind: Kind) -> bool {
         return false;
     }
     // SAFETY: values with the pointer tag point to objects with a header.
-    let word = unsafe { m.load(w, KIND_OFFSET) };
+    let word = unsafe { m.load_immutable(w, KIND_OFFSET) };
     m.test_bits(word, 0xff, kind as u64)
 }
 
@@ -129,7 +129,7 @@ fn context<M: Machine>(m: &mut M, f: &mut Frame, level: u8) -> M::W {
     let mut c = m.aux(f, AUX_OUTER);
     for _ in 1..level {
         // SAFETY: the compiler only emits levels whose contexts exist.
-        c = unsafe { m.load(c, CONTEXT_OUTER_OFFSET) };
+        c = unsafe { m.load_immutable(c, CONTEXT_OUTER_OFFSET) };
     }
     c
 }
@@ -555,13 +555,13 @@ fn array_element<M: Machine>(m: &mut M, vm: &Vm, rcvr: M::W, idx: M::W) -> Optio
         return None;
     }
     // SAFETY: rcvr has the pointer tag and every object starts with its class.
-    let class = unsafe { m.load(rcvr, CLASS_OFFSET) };
+    let class = unsafe { m.load_immutable(rcvr, CLASS_OFFSET) };
     let array = m.konst(vm.classes.array as u64);
     if !m.cmp(Cmp::Eq, class, array) {
         return None;
     }
     // SAFETY: instances of Array have the Slots layout.
-    let len = unsafe { m.load(rcvr, SLOTS_LEN_OFFSET) };
+    let len = unsafe { m.load_immutable(rcvr, SLOTS_LEN_OFFSET) };
     let one = m.konst(1);
     let i = m.bin(BinOp::Sar, idx, one);
     if m.cmp(Cmp::Lt, i, one) || m.cmp(Cmp::Gt, i, len) {
