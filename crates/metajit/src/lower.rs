@@ -172,6 +172,15 @@ impl TraceBackend {
                     b.ins().return_(&[st]);
                     None
                 }
+                &Op::Exit(snap) => {
+                    let args: Vec<_> = lw
+                        .exit_args(&mut b, snap)
+                        .into_iter()
+                        .map(Into::into)
+                        .collect();
+                    b.ins().jump(lw.exit_blocks[snap as usize], &args);
+                    None
+                }
                 &Op::Link(n) => {
                     let n = b.ins().iconst(types::I64, n as i64);
                     b.ins().store(flags, n, exits, 0);

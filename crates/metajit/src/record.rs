@@ -315,6 +315,30 @@ impl Recorder {
         self.finish(Op::Link(n))
     }
 
+    /// Closes a bridge at an instruction boundary of the root activation, `pc` in
+    /// `root` (the header of a loop that has no trace): the bridge leaves through a
+    /// snapshot of the state there, and the interpreter goes on from it.
+    pub fn close_exit<F: StackFrame>(
+        mut self,
+        root: &mut F,
+        pc: u32,
+    ) -> Result<Trace, AbortReason> {
+        if let Some(why) = self.aborted {
+            return Err(why);
+        }
+        if self.frames.len() != 1 {
+            return Err(AbortReason::Unsupported);
+        }
+        self.instruction(root, pc);
+        let s = self.snapshot();
+        self.trace.push(Op::Exit(s));
+        if let Some(why) = self.aborted {
+            return Err(why);
+        }
+        self.check();
+        Ok(self.trace)
+    }
+
     /// Why recording stopped, if it did.
     pub fn aborted(&self) -> Option<AbortReason> {
         self.aborted

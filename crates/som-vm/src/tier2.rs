@@ -131,7 +131,29 @@ impl Tier2 {
 
     /// The tier-2 lines of `--jit-stats`.
     pub fn stats(&self) -> String {
-        self.driver.stats.report()
+        let mut out = self.driver.stats.report();
+        // The exits that sent the most activations back to the interpreter.
+        let mut exits: Vec<(u32, usize, usize)> = self
+            .traces
+            .iter()
+            .enumerate()
+            .flat_map(|(n, t)| {
+                t.failures
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &f)| f > 0)
+                    .map(move |(s, &f)| (f, n, s))
+            })
+            .collect();
+        exits.sort_by(|a, b| b.cmp(a));
+        for &(count, n, s) in exits.iter().take(5) {
+            let t = &self.traces[n];
+            let at = t.trace.snaps[s].frames.last().map_or(0, |f| f.pc);
+            out.push_str(&format!(
+                "jit: tier 2: {count} deoptimisations at trace {n} @{s} (pc {at} of its innermost activation; --jit-log names them)\n"
+            ));
+        }
+        out
     }
 
     /// Runs the optimiser's passes over a recorded trace; the JIT log gets the trace
@@ -294,6 +316,9 @@ enum RootEnd {
     /// The back-edge to the header of another loop of the root activation, which has
     /// compiled trace `n`: the trace links to it.
     Linked(u32),
+    /// A bridge reached the back-edge of another loop of the root activation, which
+    /// has no trace: the bridge leaves to the interpreter at that loop's header.
+    AtLoop(u32),
     /// Recording stopped; the activation goes on as this says.
     Stopped(VmResult<ExitOutcome>),
 }
@@ -301,8 +326,10 @@ enum RootEnd {
 /// Runs the root activation `f` with the recorder from its pc to the back-edge to
 /// `header` (a loop), or to its return when `may_finish` (an entry trace, or a bridge,
 /// which may end the activation instead of going round the loop again: a loop's
-/// exit). The recording executes the program as the interpreter would, so however it
-/// ends the activation is at an instruction boundary and goes on normally.
+/// exit; a bridge also ends at the back-edge of another loop, linked to its trace or
+/// leaving to the interpreter there). The recording executes the program as the
+/// interpreter would, so however it ends the activation is at an instruction boundary
+/// and goes on normally.
 fn record_root(
     rec: &mut Recorder,
     vm: &mut Vm,
@@ -331,6 +358,9 @@ fn record_root(
                 }
                 match compiled_loop(vm, code, f, op) {
                     Some(n) => return RootEnd::Linked(n),
+                    // Bridges (which may finish) leave there; a loop's own
+                    // recording waits until the inner loop has a trace.
+                    None if may_finish => return RootEnd::AtLoop(t),
                     None => rec.abort(AbortReason::InnerLoop),
                 }
             }
@@ -397,6 +427,7 @@ fn record(
     let closed = match end {
         RootEnd::Closed => rec.close_loop(),
         RootEnd::Linked(n) => rec.close_link(n),
+        RootEnd::AtLoop(_) => unreachable!("loop recordings do not leave at other loops"),
         RootEnd::Stopped(outcome) => {
             let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
             t2.driver.aborted(cell, why);
@@ -471,7 +502,9 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
                 .aborted(cell, why);
             outcome
         }
-        RootEnd::Closed | RootEnd::Linked(_) => unreachable!("entry traces have no loop"),
+        RootEnd::Closed | RootEnd::Linked(_) | RootEnd::AtLoop(_) => {
+            unreachable!("entry traces have no loop")
+        }
     }
 }
 
@@ -709,6 +742,8 @@ fn record_bridge(
         RootEnd::Closed => (rec.close_bridge(), ExitOutcome::Continue),
         // At the header of another loop, which has a trace: the bridge goes on there.
         RootEnd::Linked(n) => (rec.close_link(n), ExitOutcome::Continue),
+        // At the header of a loop without a trace: the interpreter goes on there.
+        RootEnd::AtLoop(pc) => (rec.close_exit(f, pc), ExitOutcome::Continue),
         // The root activation returned (an entry trace's, or a loop's after its exit).
         RootEnd::Returned(v) => (
             rec.close_function(v),

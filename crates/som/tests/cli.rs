@@ -820,3 +820,31 @@ fn tier2_inner_and_outer_loops_link_to_each_others_traces() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("\n  link "), "{log}");
 }
+
+#[test]
+fn tier2_bridges_leave_at_loops_without_traces_and_grow_from_there() {
+    // The inner loop is hot long before the outer one: its exit bridge reaches the
+    // outer loop's back-edge, which has no trace, and leaves to the interpreter
+    // there (`exit`); that exit then gets a bridge of its own. Without it, every end
+    // of the inner loop left compiled code through a guard.
+    let source = "Grid = (\n  grid: n = ( | s | s := 0. 1 to: 3 do: [ :i | 1 to: n do: [ :j | s := s + j ] ]. ^ s )\n  run = ( | t | t := 0. 1 to: 3000 do: [ :k | t := t + (self grid: 4) ]. t println )\n)\n";
+    let dir = classes("tier2-exit", &[("Grid.som", source)]);
+    let prog = dir.join("Grid.som");
+    let log = dir.join("jit.log");
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit",
+        "threshold=50,bridge_threshold=10",
+        "--jit-stats",
+        "--jit-log",
+        log.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "90000\n");
+    let report = text(&out.stderr);
+    let deopts = stat(&report, "trace entries,");
+    assert!(deopts < 200, "{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("\n  exit @"), "{log}");
+}

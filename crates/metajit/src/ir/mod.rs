@@ -184,6 +184,10 @@ pub enum Op {
     /// root activation: continue in compiled trace `n` (the client's number) from
     /// that header, every slot in memory.
     Link(u32),
+    /// The end of a bridge that reached an instruction it does not go on from (the
+    /// header of a loop without a trace): leaves through snapshot `s`, as a failing
+    /// guard would, so the interpreter goes on there (and a bridge may grow from it).
+    Exit(SnapId),
 }
 
 impl Op {
@@ -210,7 +214,7 @@ impl Op {
         match *self {
             Op::Ovf(.., s) => Some(s),
             Op::GuardBits { snap, .. } | Op::GuardCmp { snap, .. } => Some(snap),
-            Op::CallCheck(_, s) => Some(s),
+            Op::CallCheck(_, s) | Op::Exit(s) => Some(s),
             _ => None,
         }
     }
@@ -225,7 +229,8 @@ impl Op {
             | Op::Loop
             | Op::Poll
             | Op::ToLoop
-            | Op::Link(_) => vec![],
+            | Op::Link(_)
+            | Op::Exit(_) => vec![],
             &Op::CallCheck(w, _) | &Op::Finish(w) | &Op::Phi(w) => vec![w],
             &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
                 vec![a, b]
@@ -250,7 +255,8 @@ impl Op {
             | Op::Loop
             | Op::Poll
             | Op::ToLoop
-            | Op::Link(_) => {}
+            | Op::Link(_)
+            | Op::Exit(_) => {}
             Op::CallCheck(w, _) | Op::Finish(w) | Op::Phi(w) => *w = f(*w),
             Op::Bin(_, a, b) | Op::Flag(_, a, b) | Op::FBin(_, a, b) | Op::Ovf(_, a, b, _) => {
                 *a = f(*a);
@@ -280,7 +286,7 @@ impl Op {
     pub fn map_snap(&self, f: impl FnOnce(SnapId) -> SnapId) -> Op {
         let mut op = self.clone();
         match &mut op {
-            Op::Ovf(.., s) | Op::CallCheck(_, s) => *s = f(*s),
+            Op::Ovf(.., s) | Op::CallCheck(_, s) | Op::Exit(s) => *s = f(*s),
             Op::GuardBits { snap, .. } | Op::GuardCmp { snap, .. } => *snap = f(*snap),
             _ => {}
         }

@@ -153,6 +153,7 @@ impl Parser {
             "param" => return Ok(Op::Param(number(rest)? as u32)),
             "toloop" => return Ok(Op::ToLoop),
             "link" => return Ok(Op::Link(number(rest)? as u32)),
+            "exit" => return Ok(Op::Exit(Self::snap_id(rest)?)),
             "finish" => return Ok(Op::Finish(self.operand(rest)?)),
             "callcheck" => {
                 let (a, snap) = Self::with_snap(rest)?;

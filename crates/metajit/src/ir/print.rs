@@ -66,6 +66,7 @@ impl Trace {
             Op::Param(n) => format!("param {n}"),
             Op::ToLoop => "toloop".into(),
             Op::Link(n) => format!("link {n}"),
+            Op::Exit(s) => format!("exit @{s}"),
             &Op::Finish(v) => format!("finish {}", r(v)),
             &Op::CallCheck(w, s) => format!("callcheck {} @{s}", r(w)),
             &Op::Bin(o, a, b) => format!("{} {}, {}", bin_name(o), r(a), r(b)),

@@ -60,7 +60,9 @@ pub fn verify(t: &Trace) -> Result<(), String> {
                     return Err(format!("%{at}: a second loop header"));
                 }
             }
-            Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_) if at + 1 != t.ops.len() => {
+            Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_) | Op::Exit(_)
+                if at + 1 != t.ops.len() =>
+            {
                 return Err(format!("%{at}: the trace goes on after its end"))
             }
             Op::Jump(_) if loops == 0 => return Err(format!("%{at}: jump without a loop header")),
@@ -84,9 +86,9 @@ pub fn verify(t: &Trace) -> Result<(), String> {
     }
     if !matches!(
         t.ops.last(),
-        Some(Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_))
+        Some(Op::Jump(_) | Op::ToLoop | Op::Finish(_) | Op::Link(_) | Op::Exit(_))
     ) {
-        return Err("the trace does not end with jump, toloop, finish or link".into());
+        return Err("the trace does not end with jump, toloop, finish, link or exit".into());
     }
     Ok(())
 }
