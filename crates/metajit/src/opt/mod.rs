@@ -4,7 +4,8 @@
 //! Every pass reads a trace and writes a new one through a [`Rewriter`], which maps
 //! the old instructions' results to the new trace's references, re-interns constants
 //! and copies each snapshot the new guards use with its values mapped (snapshots no
-//! guard uses any more are dropped, the rest renumbered in order). A trace that leaves
+//! guard uses any more are dropped, the rest renumbered in order; the constant table
+//! keeps every constant of the recorded trace). A trace that leaves
 //! the optimiser passes the verifier; the client keeps the optimised trace, so its
 //! snapshot numbers are the ones its exits answer.
 //!
@@ -137,6 +138,12 @@ impl<'a> Rewriter<'a> {
     pub fn new(old: &'a Trace) -> Rewriter<'a> {
         let mut new = Trace::new(old.key);
         new.root_sp = old.root_sp;
+        // Every recorded constant stays in the table, used or not: the client roots
+        // the objects traces refer to through it, and a folded constant (an address
+        // inside an object) does not keep its object alive.
+        for &k in &old.consts {
+            new.konst(k);
+        }
         Rewriter {
             old,
             new,
