@@ -99,16 +99,7 @@ impl Machine for Concrete {
 
     #[inline(always)]
     fn bin(&mut self, op: BinOp, a: u64, b: u64) -> u64 {
-        match op {
-            BinOp::Add => a.wrapping_add(b),
-            BinOp::Sub => a.wrapping_sub(b),
-            BinOp::And => a & b,
-            BinOp::Or => a | b,
-            BinOp::Xor => a ^ b,
-            BinOp::Shl => a.wrapping_shl(b as u32),
-            BinOp::Sar => ((a as i64).wrapping_shr(b as u32)) as u64,
-            BinOp::Shr => a.wrapping_shr(b as u32),
-        }
+        op.eval(a, b)
     }
     #[inline(always)]
     fn add_ovf(&mut self, a: u64, b: u64) -> Option<u64> {
@@ -124,14 +115,7 @@ impl Machine for Concrete {
     }
     #[inline(always)]
     fn fbin(&mut self, op: FBinOp, a: u64, b: u64) -> u64 {
-        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
-        let r = match op {
-            FBinOp::Add => x + y,
-            FBinOp::Sub => x - y,
-            FBinOp::Mul => x * y,
-            FBinOp::Div => x / y,
-        };
-        r.to_bits()
+        op.eval(a, b)
     }
 
     #[inline(always)]

@@ -55,6 +55,39 @@ pub enum Cmp {
     Ge,
 }
 
+impl BinOp {
+    /// Applies the operation to two words (shift counts modulo 64, as machines
+    /// compute them).
+    #[inline(always)]
+    pub fn eval(self, a: u64, b: u64) -> u64 {
+        match self {
+            BinOp::Add => a.wrapping_add(b),
+            BinOp::Sub => a.wrapping_sub(b),
+            BinOp::And => a & b,
+            BinOp::Or => a | b,
+            BinOp::Xor => a ^ b,
+            BinOp::Shl => a.wrapping_shl(b as u32),
+            BinOp::Sar => ((a as i64).wrapping_shr(b as u32)) as u64,
+            BinOp::Shr => a.wrapping_shr(b as u32),
+        }
+    }
+}
+
+impl FBinOp {
+    /// Applies the operation to two IEEE doubles given by their bits.
+    #[inline(always)]
+    pub fn eval(self, a: u64, b: u64) -> u64 {
+        let (x, y) = (f64::from_bits(a), f64::from_bits(b));
+        let r = match self {
+            FBinOp::Add => x + y,
+            FBinOp::Sub => x - y,
+            FBinOp::Mul => x * y,
+            FBinOp::Div => x / y,
+        };
+        r.to_bits()
+    }
+}
+
 impl Cmp {
     /// Applies the comparison (IEEE semantics for floats: false on NaN except `Ne`).
     #[inline(always)]

@@ -221,27 +221,12 @@ impl Op {
 
     /// The value operands, in order.
     pub fn operands(&self) -> Vec<Ref> {
-        match self {
-            Op::SLoad(_)
-            | Op::AuxLoad(_)
-            | Op::SlotAddr(_)
-            | Op::Param(_)
-            | Op::Loop
-            | Op::Poll
-            | Op::ToLoop
-            | Op::Link(_)
-            | Op::Exit(_) => vec![],
-            &Op::CallCheck(w, _) | &Op::Finish(w) | &Op::Phi(w) => vec![w],
-            &Op::Bin(_, a, b) | &Op::Flag(_, a, b) | &Op::FBin(_, a, b) | &Op::Ovf(_, a, b, _) => {
-                vec![a, b]
-            }
-            &Op::GuardBits { w, .. } => vec![w],
-            &Op::GuardCmp { a, b, .. } => vec![a, b],
-            &Op::Load { base, .. } => vec![base],
-            &Op::Store { base, value, .. } => vec![base, value],
-            &Op::SStore(_, v) | &Op::AuxStore(_, v) => vec![v],
-            Op::Call { args, .. } | Op::Jump(args) => args.clone(),
-        }
+        let mut out = Vec::new();
+        self.map_operands(|r| {
+            out.push(r);
+            r
+        });
+        out
     }
 
     /// The instruction with every value operand replaced by `f` of it.

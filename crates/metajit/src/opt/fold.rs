@@ -7,7 +7,7 @@
 
 use super::Rewriter;
 use crate::ir::{Op, OvfOp, Ref, Trace};
-use crate::machine::{BinOp, Cmp};
+use crate::machine::BinOp;
 
 pub fn run(t: &Trace) -> Trace {
     let mut rw = Rewriter::new(t);
@@ -33,45 +33,6 @@ enum Folded {
     Op(Op),
 }
 
-/// The result of binary operation `o` on two words (shift counts modulo 64, as the
-/// backend computes them).
-pub fn bin(o: BinOp, a: u64, b: u64) -> u64 {
-    let s = (b & 63) as u32;
-    match o {
-        BinOp::Add => a.wrapping_add(b),
-        BinOp::Sub => a.wrapping_sub(b),
-        BinOp::And => a & b,
-        BinOp::Or => a | b,
-        BinOp::Xor => a ^ b,
-        BinOp::Shl => a << s,
-        BinOp::Sar => ((a as i64) >> s) as u64,
-        BinOp::Shr => a >> s,
-    }
-}
-
-/// Whether the signed comparison `a cc b` holds.
-pub fn compare(cc: Cmp, a: i64, b: i64) -> bool {
-    match cc {
-        Cmp::Eq => a == b,
-        Cmp::Ne => a != b,
-        Cmp::Lt => a < b,
-        Cmp::Le => a <= b,
-        Cmp::Gt => a > b,
-        Cmp::Ge => a >= b,
-    }
-}
-
-fn fcompare(cc: Cmp, a: f64, b: f64) -> bool {
-    match cc {
-        Cmp::Eq => a == b,
-        Cmp::Ne => a != b,
-        Cmp::Lt => a < b,
-        Cmp::Le => a <= b,
-        Cmp::Gt => a > b,
-        Cmp::Ge => a >= b,
-    }
-}
-
 /// The checked result of `o` on two words, `None` on overflow.
 pub fn checked(o: OvfOp, a: u64, b: u64) -> Option<u64> {
     let (a, b) = (a as i64, b as i64);
@@ -87,23 +48,12 @@ fn simplify(rw: &mut Rewriter, op: Op) -> Folded {
     match op {
         Op::Bin(o, a, b) => fold_bin(rw, o, a, b),
         Op::Flag(cc, a, b) => match (rw.konst(a), rw.konst(b)) {
-            (Some(x), Some(y)) => {
-                Folded::Value(rw.new.konst(compare(cc, x as i64, y as i64) as u64))
-            }
-            _ if a == b => Folded::Value(rw.new.konst(compare(cc, 0, 0) as u64)),
+            (Some(x), Some(y)) => Folded::Value(rw.new.konst(cc.eval(x as i64, y as i64) as u64)),
+            _ if a == b => Folded::Value(rw.new.konst(cc.eval(0, 0) as u64)),
             _ => Folded::Op(op),
         },
         Op::FBin(o, a, b) => match (rw.konst(a), rw.konst(b)) {
-            (Some(x), Some(y)) => {
-                let (x, y) = (f64::from_bits(x), f64::from_bits(y));
-                let v = match o {
-                    crate::machine::FBinOp::Add => x + y,
-                    crate::machine::FBinOp::Sub => x - y,
-                    crate::machine::FBinOp::Mul => x * y,
-                    crate::machine::FBinOp::Div => x / y,
-                };
-                Folded::Value(rw.new.konst(v.to_bits()))
-            }
+            (Some(x), Some(y)) => Folded::Value(rw.new.konst(o.eval(x, y))),
             _ => Folded::Op(op),
         },
         Op::Ovf(o, a, b, _) => {
@@ -140,11 +90,9 @@ fn simplify(rw: &mut Rewriter, op: Op) -> Folded {
             ..
         } => {
             let decided = match (rw.konst(a), rw.konst(b)) {
-                (Some(x), Some(y)) if float => {
-                    Some(fcompare(cc, f64::from_bits(x), f64::from_bits(y)))
-                }
-                (Some(x), Some(y)) => Some(compare(cc, x as i64, y as i64)),
-                _ if a == b && !float => Some(compare(cc, 0, 0)),
+                (Some(x), Some(y)) if float => Some(cc.eval(f64::from_bits(x), f64::from_bits(y))),
+                (Some(x), Some(y)) => Some(cc.eval(x as i64, y as i64)),
+                _ if a == b && !float => Some(cc.eval(0, 0)),
                 _ => None,
             };
             match decided {
@@ -200,7 +148,7 @@ fn fold_address(rw: &Rewriter, base: Ref, offset: i32) -> (Ref, i32) {
 fn fold_bin(rw: &mut Rewriter, o: BinOp, a: Ref, b: Ref) -> Folded {
     let (ka, kb) = (rw.konst(a), rw.konst(b));
     if let (Some(x), Some(y)) = (ka, kb) {
-        return Folded::Value(rw.new.konst(bin(o, x, y)));
+        return Folded::Value(rw.new.konst(o.eval(x, y)));
     }
     // Constants to the right of commutative operations.
     let commutative = matches!(o, BinOp::Add | BinOp::And | BinOp::Or | BinOp::Xor);
