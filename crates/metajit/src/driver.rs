@@ -105,6 +105,10 @@ pub struct TraceStats {
     /// The same after the optimiser ([`crate::opt`]).
     pub ir_ops_optimised: u64,
     pub guards_optimised: u64,
+    /// Allocations (`alloc`) as recorded, and those the optimised traces still make
+    /// (the others are virtual: made only by the exits that need them).
+    pub allocations: u64,
+    pub allocations_optimised: u64,
     pub code_bytes: u64,
     /// Backend time, and optimiser time within it.
     pub compile_time: Duration,
@@ -127,6 +131,7 @@ impl TraceStats {
         format!(
             "jit: tier 2: {} traces and {} bridges compiled from {} recordings, {} bytes of code\n\
              jit: tier 2: {} IR ops and {} guards recorded, {} IR ops and {} guards after optimisation\n\
+             jit: tier 2: {} allocations recorded, {} after optimisation\n\
              jit: tier 2: compile time {:.0} us total, {:.2} us per recorded IR op, optimiser {:.0} us\n\
              jit: tier 2: {} aborts ({}), {} loops blacklisted\n\
              jit: tier 2: {} trace entries, {} guard failures (deoptimisations)\n",
@@ -138,6 +143,8 @@ impl TraceStats {
             self.guards,
             self.ir_ops_optimised,
             self.guards_optimised,
+            self.allocations,
+            self.allocations_optimised,
             us,
             if self.ir_ops > 0 { us / self.ir_ops as f64 } else { 0.0 },
             self.optimise_time.as_secs_f64() * 1e6,

@@ -303,7 +303,8 @@ impl TraceBackend {
                     b.ins().store(flags, v, aux, 8 * n as i32);
                     None
                 }
-                Op::Call { func, args, .. } => {
+                // An allocation is a call; the fields are what the function writes.
+                Op::Call { func, args, .. } | Op::Alloc { func, args, .. } => {
                     let mut a = vec![ctx];
                     for &r in args {
                         a.push(lw.val(&mut b, r));

@@ -236,6 +236,29 @@ pub trait Machine {
         }
     }
 
+    /// As [`Machine::call`], for a function that only allocates a new object and
+    /// answers its (8-byte-aligned) address: at each `(byte offset, value)` that
+    /// `fields` lists it writes that value (the client lists the words a trace may
+    /// read; others it never reads without passing the object on). A tracing
+    /// machine records an allocation the optimiser may remove (`ir::Op::Alloc`);
+    /// other machines call `func` and never build the list.
+    ///
+    /// # Safety
+    /// As [`Machine::call`]; `fields` must answer what `func` writes.
+    #[inline(always)]
+    unsafe fn allocate(
+        &mut self,
+        func: crate::ir::ResidualFn,
+        ctx: *mut u8,
+        args: &[Self::W],
+        _fields: impl FnOnce(&mut Self) -> Vec<(i32, Self::W)>,
+    ) -> Self::W
+    where
+        Self: Sized,
+    {
+        self.call(func, ctx, args, crate::ir::Effects::ALLOCATES)
+    }
+
     // ---- arithmetic --------------------------------------------------------------
     fn bin(&mut self, op: BinOp, a: Self::W, b: Self::W) -> Self::W;
     /// Signed addition; `None` on overflow (a decision).

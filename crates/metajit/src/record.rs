@@ -242,10 +242,15 @@ impl Recorder {
         let mut trace = Trace::new(parent.key);
         trace.root_sp = parent.root_sp;
         let live = s.live();
-        let params: Vec<Ref> = (0..live.len() as u32)
+        // The exit saved the live values, then the objects it allocated for the
+        // snapshot's virtual ones (`deopt::ExitMap::materialise`).
+        let params: Vec<Ref> = (0..(live.len() + s.virtuals.len()) as u32)
             .map(|i| trace.push(Op::Param(i)))
             .collect();
         let mut value = |r: Ref| -> Ref {
+            if r.is_virtual() {
+                return params[live.len() + r.virtual_index()];
+            }
             match parent.const_value(r) {
                 Some(k) => trace.konst(k),
                 None => params[live.iter().position(|&l| l == r).expect("live")],
@@ -512,7 +517,11 @@ impl Recorder {
             .filter(|(&n, &(_, dirty))| dirty && n < top)
             .map(|(&n, &(r, _))| (n, r))
             .collect();
-        let id = self.trace.add_snapshot(Snapshot { frames, slots });
+        let id = self.trace.add_snapshot(Snapshot {
+            frames,
+            slots,
+            virtuals: Vec::new(),
+        });
         self.snap = Some(id);
         id
     }
@@ -813,6 +822,30 @@ impl Machine for Recorder {
                 func: func as usize as u64,
                 args: args.iter().map(|w| w.r).collect(),
                 effects,
+            },
+        )
+    }
+
+    unsafe fn allocate(
+        &mut self,
+        func: ResidualFn,
+        ctx: *mut u8,
+        args: &[Traced],
+        fields: impl FnOnce(&mut Self) -> Vec<(i32, Traced)>,
+    ) -> Traced {
+        assert!(args.len() <= MAX_CALL_ARGS, "too many residual arguments");
+        let fields = fields(self);
+        let mut a = [0u64; MAX_CALL_ARGS];
+        for (slot, w) in a.iter_mut().zip(args) {
+            *slot = w.bits;
+        }
+        let bits = func(ctx, a[0], a[1], a[2], a[3]);
+        self.value(
+            bits,
+            Op::Alloc {
+                func: func as usize as u64,
+                args: args.iter().map(|w| w.r).collect(),
+                fields: fields.iter().map(|&(o, w)| (o, w.r)).collect(),
             },
         )
     }

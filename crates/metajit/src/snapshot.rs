@@ -29,6 +29,18 @@ pub struct SnapFrame {
     pub aux: Vec<(u16, Ref)>,
 }
 
+/// An object the optimised trace did not allocate (`opt::virtualise`), which the
+/// exit must: a call of `func` with `args`, then a store of every field. Its values
+/// may name other virtual objects of the snapshot (`Ref::VIRTUAL`); `args` only
+/// earlier ones, since an allocation's arguments exist before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Virtual {
+    pub func: u64,
+    pub args: Vec<Ref>,
+    /// (byte offset, value) to store once every virtual object exists.
+    pub fields: Vec<(i32, Ref)>,
+}
+
 /// The interpreter state at a guard.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Snapshot {
@@ -37,24 +49,59 @@ pub struct Snapshot {
     /// Slots whose value is not in memory: (slot from the root's slot 0, value), in
     /// increasing slot order.
     pub slots: Vec<(i32, Ref)>,
+    /// The objects to allocate on exit, in allocation order.
+    pub virtuals: Vec<Virtual>,
 }
 
 impl Snapshot {
     /// The instruction results the exit must save, in exit-buffer order (each once,
-    /// constants excluded).
+    /// constants and virtual objects excluded).
     pub fn live(&self) -> Vec<Ref> {
         let mut out: Vec<Ref> = Vec::new();
-        let refs = self
-            .frames
-            .iter()
-            .flat_map(|f| f.aux.iter().map(|&(_, r)| r))
-            .chain(self.slots.iter().map(|&(_, r)| r));
-        for r in refs {
-            if !r.is_const() && !out.contains(&r) {
+        for r in self.refs() {
+            if r.is_instruction() && !out.contains(&r) {
                 out.push(r);
             }
         }
         out
+    }
+
+    /// Every value the snapshot names, its virtual objects' included.
+    pub fn refs(&self) -> impl Iterator<Item = Ref> + '_ {
+        self.frames
+            .iter()
+            .flat_map(|f| f.aux.iter().map(|&(_, r)| r))
+            .chain(self.slots.iter().map(|&(_, r)| r))
+            .chain(self.virtuals.iter().flat_map(|v| {
+                v.args
+                    .iter()
+                    .copied()
+                    .chain(v.fields.iter().map(|&(_, r)| r))
+            }))
+    }
+
+    /// The snapshot with every instruction reference replaced by `f` of it
+    /// (constants and virtual object references stay).
+    pub fn map_refs(&self, mut f: impl FnMut(Ref) -> Ref) -> Snapshot {
+        let mut g = |r: Ref| if r.is_instruction() { f(r) } else { r };
+        let mut s = self.clone();
+        for fr in &mut s.frames {
+            for a in &mut fr.aux {
+                a.1 = g(a.1);
+            }
+        }
+        for sl in &mut s.slots {
+            sl.1 = g(sl.1);
+        }
+        for v in &mut s.virtuals {
+            for a in &mut v.args {
+                *a = g(*a);
+            }
+            for fl in &mut v.fields {
+                fl.1 = g(fl.1);
+            }
+        }
+        s
     }
 }
 
@@ -63,7 +110,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn live_values_are_listed_once_without_constants() {
+    fn live_values_are_listed_once_without_constants_or_virtual_objects() {
         let k = Ref(Ref::CONST | 3);
         let s = Snapshot {
             frames: vec![SnapFrame {
@@ -74,8 +121,21 @@ mod tests {
                 sp: 3,
                 aux: vec![(0, Ref(2)), (1, k)],
             }],
-            slots: vec![(1, Ref(5)), (2, Ref(2)), (3, k)],
+            slots: vec![
+                (1, Ref(5)),
+                (2, Ref(2)),
+                (3, k),
+                (4, Ref::virtual_object(0)),
+            ],
+            virtuals: vec![Virtual {
+                func: 9,
+                args: vec![Ref(7), k],
+                fields: vec![(16, Ref(5)), (24, Ref(8))],
+            }],
         };
-        assert_eq!(s.live(), vec![Ref(2), Ref(5)]);
+        assert_eq!(s.live(), vec![Ref(2), Ref(5), Ref(7), Ref(8)]);
+        let m = s.map_refs(|r| Ref(r.0 + 100));
+        assert_eq!(m.slots[2..], [(3, k), (4, Ref::virtual_object(0))]);
+        assert_eq!(m.virtuals[0].args, [Ref(107), k]);
     }
 }

@@ -81,8 +81,11 @@ pub struct Tier2 {
     /// State words of loops keyed by the block methods they run (see
     /// [`library_loop_key`]): (code, back-edge counter, key).
     library_loops: HashMap<(usize, u16, u64), Rc<LoopCell>>,
-    /// Where exits save their live values.
+    /// Where exits save their live values (and the objects they materialise).
     exits: Vec<u64>,
+    /// How many words of `exits` are roots of the collector (while an exit
+    /// allocates its virtual objects; 0 otherwise).
+    exit_roots: usize,
     /// The guard-check counter of `deopt_every`: compiled code holds its address, so
     /// it is boxed and lives as long as the traces.
     _deopt_counter: Box<u64>,
@@ -118,10 +121,18 @@ impl Tier2 {
             // calls may compile more traces. A snapshot names at most one value per
             // instruction of its trace.
             exits: vec![0; options.tier2.trace_limit as usize + EXIT_SLACK],
+            exit_roots: 0,
             _deopt_counter: deopt_counter,
             log,
             passes: options.tier2_passes.clone(),
         })
+    }
+
+    /// The words of the exit buffer the collector must treat as roots: an exit that
+    /// allocates its virtual objects holds the saved values and the objects made so
+    /// far there.
+    pub fn exit_roots(&self) -> &[u64] {
+        &self.exits[..self.exit_roots]
     }
 
     /// The constants of every compiled trace (GC roots: traces embed them).
@@ -163,6 +174,7 @@ impl Tier2 {
         let stats = &mut self.driver.stats;
         stats.ir_ops += trace.ops.len() as u64;
         stats.guards += trace.guards() as u64;
+        stats.allocations += trace.allocations() as u64;
         let mut log = self.log.as_mut();
         if let Some(log) = &mut log {
             let _ = write!(
@@ -188,6 +200,7 @@ impl Tier2 {
         let stats = &mut self.driver.stats;
         stats.ir_ops_optimised += out.ops.len() as u64;
         stats.guards_optimised += out.guards() as u64;
+        stats.allocations_optimised += out.allocations() as u64;
         let took = start.elapsed();
         stats.optimise_time += took;
         stats.compile_time += took;
@@ -436,15 +449,15 @@ fn record(
         RootEnd::Returned(_) => unreachable!("loops close at their header"),
     };
     match closed {
-        Ok(trace) => compiled_root(vm, code, trace, cell),
+        Ok(trace) => compiled_root(vm, code, trace, cell, Origin::Loop),
         Err(why) => t2.driver.aborted(cell, why),
     }
     Ok(ExitOutcome::Continue)
 }
 
 /// Compiles and installs a loop or entry trace recorded for `cell`.
-fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell) {
-    let installed = install(vm, code, trace, None);
+fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell, origin: Origin) {
+    let installed = install(vm, code, trace, origin);
     let driver = &mut vm.tier2.as_mut().expect("tracing mode").driver;
     match installed {
         // `install` counted the IR.
@@ -453,7 +466,7 @@ fn compiled_root(vm: &mut Vm, code: &Code, trace: Trace, cell: &LoopCell) {
     }
 }
 
-/// An activation of loop-less `code` begins in `f` (tracing mode): counts it, and
+/// An activation of `code` begins in `f` (tracing mode): counts it, and
 /// records or runs its entry trace. `Returned` when the activation is over; otherwise
 /// the interpreter runs it from `f.pc` (which a trace's exit may have moved).
 #[cold]
@@ -469,7 +482,10 @@ pub fn on_entry(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutcome
     }
 }
 
-/// Records the entry trace of `code`, whose activation `f` is about to begin.
+/// Records the entry trace of `code`, whose activation `f` is about to begin. It
+/// ends where the activation returns, or at the back-edge of its first loop: linked
+/// to the loop's trace, or, if the loop has none yet, leaving to the interpreter at
+/// its header (that exit grows a bridge, linked once the loop has its trace).
 fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutcome> {
     let key = LoopKey {
         code: code as *const Code as u64,
@@ -479,20 +495,13 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
     let mut rec = Recorder::start_function(key, f, f.method as u64, FRAME_AUX, limits(vm));
     let end = record_root(&mut rec, vm, code, f, None, true);
     let cell = &code.entry;
-    match end {
-        RootEnd::Returned(v) => {
-            let result = Value::from_bits(v.bits);
-            match rec.close_function(v) {
-                Ok(trace) => compiled_root(vm, code, trace, cell),
-                Err(why) => vm
-                    .tier2
-                    .as_mut()
-                    .expect("tracing mode")
-                    .driver
-                    .aborted(cell, why),
-            }
-            Ok(ExitOutcome::Returned(result))
-        }
+    let (closed, outcome) = match end {
+        RootEnd::Returned(v) => (
+            rec.close_function(v),
+            Ok(ExitOutcome::Returned(Value::from_bits(v.bits))),
+        ),
+        RootEnd::Linked(n) => (rec.close_link(n), Ok(ExitOutcome::Continue)),
+        RootEnd::AtLoop(pc) => (rec.close_exit(f, pc), Ok(ExitOutcome::Continue)),
         RootEnd::Stopped(outcome) => {
             let why = rec.aborted().unwrap_or(AbortReason::Unsupported);
             vm.tier2
@@ -500,17 +509,40 @@ fn record_function(vm: &mut Vm, code: &Code, f: &mut Frame) -> VmResult<ExitOutc
                 .expect("tracing mode")
                 .driver
                 .aborted(cell, why);
-            outcome
+            return outcome;
         }
-        RootEnd::Closed | RootEnd::Linked(_) | RootEnd::AtLoop(_) => {
-            unreachable!("entry traces have no loop")
-        }
+        RootEnd::Closed => unreachable!("entry traces have no header to close at"),
+    };
+    match closed {
+        Ok(trace) => compiled_root(vm, code, trace, cell, Origin::Entry),
+        Err(why) => vm
+            .tier2
+            .as_mut()
+            .expect("tracing mode")
+            .driver
+            .aborted(cell, why),
     }
+    outcome
 }
 
-/// Optimises and compiles `trace` (a loop, or a bridge of `bridge_of` = (trace,
-/// snapshot)) and adds it to the compiled traces; answers its number.
-fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32)>) -> Option<u32> {
+/// What a trace given to [`install`] was recorded from.
+#[derive(Clone, Copy)]
+enum Origin {
+    /// A loop, from its header.
+    Loop,
+    /// An activation, from its first instruction (an entry trace).
+    Entry,
+    /// The exit of (trace, snapshot): a bridge.
+    Bridge(usize, u32),
+}
+
+/// Optimises and compiles `trace` and adds it to the compiled traces; answers its
+/// number.
+fn install(vm: &mut Vm, code: &Code, trace: Trace, origin: Origin) -> Option<u32> {
+    let bridge_of = match origin {
+        Origin::Bridge(parent, snap) => Some((parent, snap)),
+        Origin::Loop | Origin::Entry => None,
+    };
     let label = code_label(vm, code);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     let trace = t2.optimise(&label, trace);
@@ -526,15 +558,16 @@ fn install(vm: &mut Vm, code: &Code, trace: Trace, bridge_of: Option<(usize, u32
     t2.driver.stats.code_bytes += compiled.code_bytes as u64;
     t2.driver.stats.compile_time += compiled.compile_time;
     let exits = ExitMap::all(&trace);
-    let need = exits.iter().map(|e| e.live).max().unwrap_or(0);
+    let need = exits.iter().map(|e| e.words()).max().unwrap_or(0);
     if need > t2.exits.len() {
         return None;
     }
     let n = t2.traces.len();
     let snaps = trace.snaps.len();
-    let function = match bridge_of {
-        Some((parent, _)) => t2.traces[parent].function,
-        None => matches!(trace.ops.last(), Some(metajit::ir::Op::Finish(_))),
+    let function = match origin {
+        Origin::Bridge(parent, _) => t2.traces[parent].function,
+        Origin::Entry => true,
+        Origin::Loop => false,
     };
     let t = LoopTrace {
         function,
@@ -644,6 +677,9 @@ fn run_trace(vm: &mut Vm, code: &Code, n: usize, f: &mut Frame) -> VmResult<Exit
         }
         let snap = snap as usize;
         if let Some(b) = t2.traces[current].bridges[snap] {
+            // The bridge reads the exit's virtual objects as params after its
+            // saved values.
+            materialise(vm, current, snap);
             current = b;
             continue;
         }
@@ -681,6 +717,7 @@ fn deoptimise<M: Machine>(
     trace: usize,
     snap: usize,
 ) -> VmResult<ExitOutcome> {
+    materialise(vm, trace, snap);
     let t2 = vm.tier2.as_mut().expect("tracing mode");
     let map = &t2.traces[trace].exits[snap];
     // SAFETY: the snapshot's slots lie in the window (checked when the trace was
@@ -708,6 +745,29 @@ fn deoptimise<M: Machine>(
     f.pc += 1;
     let inner = resume(m, vm, &state.frames, 1, f);
     complete_send(m, vm, code, f, inner)
+}
+
+/// Allocates the virtual objects of snapshot `snap` of compiled trace `trace`, whose
+/// exit just filled the exit buffer, into the buffer words after the saved values
+/// (which are roots of the collector meanwhile).
+fn materialise(vm: &mut Vm, trace: usize, snap: usize) {
+    let t2 = vm.tier2.as_mut().expect("tracing mode");
+    let map: *const ExitMap = &t2.traces[trace].exits[snap];
+    // SAFETY: `map` points into the trace's exit maps, which nothing changes while
+    // the objects are allocated (allocation compiles no traces).
+    let map = unsafe { &*map };
+    if map.virtuals.is_empty() {
+        return;
+    }
+    t2.exit_roots = map.words();
+    let buffer = t2.exits.as_mut_ptr();
+    let vm_ptr = vm as *mut Vm as *mut u8;
+    // SAFETY: the buffer holds `words()` words (checked at install), the first
+    // `live` saved by this snapshot's exit; the virtual objects' functions are the
+    // residual allocation entries the trace would have called with the VM; no
+    // reference into the VM is used until they return.
+    unsafe { map.materialise(vm_ptr, buffer) };
+    vm.tier2.as_mut().expect("tracing mode").exit_roots = 0;
 }
 
 /// Records a bridge from snapshot `snap` of compiled trace `parent`, which the loop
@@ -752,7 +812,7 @@ fn record_bridge(
     };
     match closed {
         Ok(bridge) => {
-            install(vm, code, bridge, Some((parent, snap)));
+            install(vm, code, bridge, Origin::Bridge(parent, snap));
         }
         Err(why) => {
             let stats = &mut vm.tier2.as_mut().expect("tracing mode").driver.stats;

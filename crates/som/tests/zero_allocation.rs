@@ -2,7 +2,9 @@
 //! Mandelbrot's orbit and NBody's `advance:` allocate nothing per iteration, in every
 //! execution mode (`tests/alloc/InnerLoops.som` measures the bytes a run of 100000
 //! more iterations allocates through `System gcStats`; a control loop that
-//! allocates shows that the measure sees allocation).
+//! allocates shows that the measure sees allocation). Two more loops make a block,
+//! and a context and a block, per iteration, which do not escape: tier 2's
+//! allocation removal makes them allocate nothing, the other modes allocate them.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,12 +41,17 @@ fn check(mode: &str, jit: &[&str]) {
         let bytes: i64 = bytes.parse().expect("a byte count");
         if name == "Control" {
             assert!(bytes >= 100_000 * 16, "{mode} {jit:?}: {out}");
+        } else if name.starts_with("Virtual") && mode != "tracing" {
+            assert!(
+                bytes >= 100_000 * 16,
+                "{mode} {jit:?}: {name} allocates\n{out}"
+            );
         } else {
             assert_eq!(bytes, 0, "{mode} {jit:?}: {name} allocates\n{out}");
         }
         lines += 1;
     }
-    assert_eq!(lines, 5, "{out}");
+    assert_eq!(lines, 7, "{out}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ pub mod print;
 pub mod verify;
 
 use crate::machine::{BinOp, Cmp, FBinOp};
-pub use crate::snapshot::{SnapFrame, Snapshot};
+pub use crate::snapshot::{SnapFrame, Snapshot, Virtual};
 use std::collections::HashMap;
 
 /// A reference to an instruction's result or to a constant.
@@ -37,9 +37,27 @@ pub struct Ref(pub u32);
 impl Ref {
     /// The bit that marks constant references.
     pub const CONST: u32 = 1 << 31;
+    /// The bit that marks, inside a snapshot only, a reference to one of the
+    /// snapshot's virtual objects ([`Snapshot::virtuals`], by position).
+    pub const VIRTUAL: u32 = 1 << 30;
 
     pub fn is_const(self) -> bool {
         self.0 & Ref::CONST != 0
+    }
+    pub fn is_virtual(self) -> bool {
+        self.0 & (Ref::CONST | Ref::VIRTUAL) == Ref::VIRTUAL
+    }
+    /// The reference to virtual object `k` of a snapshot.
+    pub fn virtual_object(k: usize) -> Ref {
+        Ref(Ref::VIRTUAL | k as u32)
+    }
+    /// The position of a virtual object reference in its snapshot's list.
+    pub fn virtual_index(self) -> usize {
+        (self.0 & !Ref::VIRTUAL) as usize
+    }
+    /// A reference to an instruction's result (neither constant nor virtual).
+    pub fn is_instruction(self) -> bool {
+        self.0 & (Ref::CONST | Ref::VIRTUAL) == 0
     }
     /// Index into the instructions or, for a constant, into the constant table.
     pub fn index(self) -> usize {
@@ -166,6 +184,17 @@ pub enum Op {
         args: Vec<Ref>,
         effects: Effects,
     },
+    /// A call of a residual function that answers a new object (and may collect, but
+    /// has no other effect): at each `(byte offset, value)` of `fields` it has
+    /// written that value. Nothing else refers to the object until the trace passes
+    /// it on, so the optimiser may keep it virtual (`opt::virtualise`): its fields in
+    /// registers, the allocation made only where it escapes, or by the exit that
+    /// needs it. A load at an offset `fields` does not name makes it escape.
+    Alloc {
+        func: u64,
+        args: Vec<Ref>,
+        fields: Vec<(i32, Ref)>,
+    },
     /// The loop header.
     Loop,
     /// A value carried round the loop (only directly after `loop`): the operand on
@@ -205,6 +234,7 @@ impl Op {
                 | Op::Ovf(..)
                 | Op::Load { .. }
                 | Op::Call { .. }
+                | Op::Alloc { .. }
                 | Op::Phi(_)
         )
     }
@@ -261,6 +291,14 @@ impl Op {
             Op::Call { args, .. } | Op::Jump(args) => {
                 for a in args {
                     *a = f(*a);
+                }
+            }
+            Op::Alloc { args, fields, .. } => {
+                for a in args {
+                    *a = f(*a);
+                }
+                for (_, v) in fields {
+                    *v = f(*v);
                 }
             }
         }
@@ -338,6 +376,14 @@ impl Trace {
     pub fn add_snapshot(&mut self, s: Snapshot) -> SnapId {
         self.snaps.push(s);
         self.snaps.len() as SnapId - 1
+    }
+
+    /// The number of allocations (`alloc`).
+    pub fn allocations(&self) -> usize {
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Alloc { .. }))
+            .count()
     }
 
     /// The number of guards (instructions with a snapshot).

@@ -3,7 +3,7 @@
 //! they are renumbered by position. Errors name the line.
 
 use super::print::{bin_name, cmp_name, fbin_name, ovf_name};
-use super::{Effects, LoopKey, MemKind, Op, OvfOp, Ref, SnapFrame, Snapshot, Trace};
+use super::{Effects, LoopKey, MemKind, Op, OvfOp, Ref, SnapFrame, Snapshot, Trace, Virtual};
 use crate::machine::{BinOp, Cmp, FBinOp};
 use std::collections::HashMap;
 
@@ -104,6 +104,9 @@ impl Parser {
         if let Some(c) = s.strip_prefix('#') {
             return Ok(self.trace.konst(number(c)? as u64));
         }
+        if let Some(k) = s.strip_prefix('$') {
+            return Ok(Ref::virtual_object(number(k)? as usize));
+        }
         self.names
             .get(s)
             .copied()
@@ -200,6 +203,10 @@ impl Parser {
                 });
             }
             "call" => return self.call(rest),
+            "alloc" => {
+                let Virtual { func, args, fields } = self.allocation(rest)?;
+                return Ok(Op::Alloc { func, args, fields });
+            }
             "guard.bits" => {
                 let (a, snap) = Self::with_snap(rest)?;
                 if a.len() != 4 {
@@ -294,6 +301,37 @@ impl Parser {
         })
     }
 
+    /// `func(args){offset:value,...}`.
+    fn allocation(&mut self, text: &str) -> Result<Virtual, String> {
+        let (func, tail) = text.split_once('(').ok_or("expected func(args){fields}")?;
+        let (args, tail) = tail.split_once(')').ok_or("expected )")?;
+        let fields = tail
+            .trim()
+            .strip_prefix('{')
+            .and_then(|t| t.strip_suffix('}'))
+            .ok_or("expected {fields}")?;
+        let args = args
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| self.operand(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields = fields
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(|f| {
+                let (o, v) = f.split_once(':').ok_or("expected offset:value")?;
+                Ok((number(o)? as i32, self.operand(v)?))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Virtual {
+            func: number(func)? as u64,
+            args,
+            fields,
+        })
+    }
+
     fn snapshot(&mut self, rest: &str) -> Result<(), String> {
         let (id, body) = rest.split_once(':').ok_or("expected snapshot @n: ...")?;
         let id = Self::snap_id(id)? as usize;
@@ -311,6 +349,14 @@ impl Parser {
             rest = tail.trim();
         }
         let slots = rest.strip_prefix("slots=").ok_or("expected slots=")?;
+        let (slots, virtuals) = match slots.split_once(" virtuals=") {
+            Some((s, v)) => (s, v),
+            None => (slots, ""),
+        };
+        for v in virtuals.split(';').map(str::trim).filter(|v| !v.is_empty()) {
+            let v = self.allocation(v)?;
+            snap.virtuals.push(v);
+        }
         for entry in slots.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (n, v) = entry.split_once(':').ok_or("expected slot:value")?;
             snap.slots.push((number(n)? as i32, self.operand(v)?));
@@ -371,17 +417,18 @@ trace code=0x10 pc=3 extra=0x0
   %13 = call 0x1234(%2, #0x123456789) reads|allocates
   callcheck %13 @1
   %15 = slotaddr 4
+  %16 = alloc 0x99(%2,#3){8:%2,16:#0}
   sstore 1, %7
   auxstore 0, %15
   jump
 snapshot @0: [code=0x10 entry=0 pc=3 base=0 sp=4 aux=] slots=
-snapshot @1: [code=0x10 entry=0 pc=5 base=0 sp=4 aux=0:%3] [code=0x20 entry=1 pc=0 base=3 sp=2 aux=0:#7,1:%2] slots=1:%7,4:#-2
+snapshot @1: [code=0x10 entry=0 pc=5 base=0 sp=4 aux=0:%3] [code=0x20 entry=1 pc=0 base=3 sp=2 aux=0:#7,1:%2] slots=1:%7,4:#-2,5:$1 virtuals=0x98(){8:%2};0x99($0,#1){8:$0,16:$1}
 ";
 
     #[test]
     fn text_round_trips() {
         let t = parse(SAMPLE).unwrap();
-        assert_eq!(t.ops.len(), 19);
+        assert_eq!(t.ops.len(), 20);
         assert_eq!(t.snaps.len(), 2);
         assert_eq!(t.to_text(), SAMPLE);
         assert_eq!(parse(&t.to_text()).unwrap(), t);

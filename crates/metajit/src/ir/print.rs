@@ -48,8 +48,11 @@ pub(crate) fn ovf_name(op: OvfOp) -> &'static str {
 }
 
 impl Trace {
-    /// The text of a reference.
+    /// The text of a reference (`$k`: virtual object `k` of a snapshot).
     pub fn ref_text(&self, r: Ref) -> String {
+        if r.is_virtual() {
+            return format!("${}", r.virtual_index());
+        }
         match self.const_value(r) {
             Some(v) => const_text(v),
             None => format!("%{}", r.index()),
@@ -124,6 +127,9 @@ impl Trace {
                     effects_text(*effects)
                 )
             }
+            Op::Alloc { func, args, fields } => {
+                format!("alloc {}", self.allocation_text(*func, args, fields))
+            }
             Op::Loop => "loop".into(),
             Op::Poll => "poll".into(),
             Op::Jump(args) if args.is_empty() => "jump".into(),
@@ -133,6 +139,16 @@ impl Trace {
             }
             &Op::Phi(v) => format!("phi {}", r(v)),
         }
+    }
+
+    /// `func(args){offset:value,...}`, an allocation's or a virtual object's.
+    fn allocation_text(&self, func: u64, args: &[Ref], fields: &[(i32, Ref)]) -> String {
+        let args: Vec<String> = args.iter().map(|&a| self.ref_text(a)).collect();
+        let fields: Vec<String> = fields
+            .iter()
+            .map(|&(o, v)| format!("{o}:{}", self.ref_text(v)))
+            .collect();
+        format!("{func:#x}({}){{{}}}", args.join(","), fields.join(","))
     }
 
     fn frame_text(&self, f: &SnapFrame) -> String {
@@ -175,12 +191,21 @@ impl Trace {
                 .iter()
                 .map(|&(n, v)| format!("{n}:{}", self.ref_text(v)))
                 .collect();
-            let _ = writeln!(
+            let _ = write!(
                 out,
                 "snapshot @{i}: {} slots={}",
                 frames.join(" "),
                 slots.join(",")
             );
+            if !s.virtuals.is_empty() {
+                let virtuals: Vec<String> = s
+                    .virtuals
+                    .iter()
+                    .map(|v| self.allocation_text(v.func, &v.args, &v.fields))
+                    .collect();
+                let _ = write!(out, " virtuals={}", virtuals.join(";"));
+            }
+            out.push('\n');
         }
         out
     }

@@ -38,6 +38,9 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             _ => phi_allowed = false,
         }
         for r in op.operands() {
+            if r.is_virtual() {
+                return Err(format!("%{at}: a virtual object outside a snapshot"));
+            }
             defined(r, at)?;
         }
         if let Some(s) = op.snap() {
@@ -50,6 +53,30 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             }
             for r in snap.live() {
                 defined(r, at).map_err(|e| format!("{e} (in snapshot @{s})"))?;
+            }
+            for (k, v) in snap.virtuals.iter().enumerate() {
+                if v.args.len() > MAX_CALL_ARGS {
+                    return Err(format!(
+                        "%{at}: snapshot @{s}: virtual ${k} has too many arguments"
+                    ));
+                }
+                if v.args
+                    .iter()
+                    .any(|a| a.is_virtual() && a.virtual_index() >= k)
+                {
+                    return Err(format!(
+                        "%{at}: snapshot @{s}: virtual ${k} is allocated from a later one"
+                    ));
+                }
+            }
+            if let Some(r) = snap
+                .refs()
+                .find(|r| r.is_virtual() && r.virtual_index() >= snap.virtuals.len())
+            {
+                return Err(format!(
+                    "%{at}: snapshot @{s} names virtual ${}, which it does not have",
+                    r.virtual_index()
+                ));
             }
         }
         match op {
@@ -75,7 +102,7 @@ pub fn verify(t: &Trace) -> Result<(), String> {
             Op::ToLoop if loops > 0 => return Err(format!("%{at}: a loop trace ends as a bridge")),
             Op::Finish(_) if loops > 0 => return Err(format!("%{at}: a loop trace returns")),
             Op::Param(_) if loops > 0 => return Err(format!("%{at}: a loop trace with a param")),
-            Op::Call { args, .. } if args.len() > MAX_CALL_ARGS => {
+            Op::Call { args, .. } | Op::Alloc { args, .. } if args.len() > MAX_CALL_ARGS => {
                 return Err(format!(
                     "%{at}: a call with {} arguments (at most {MAX_CALL_ARGS})",
                     args.len()

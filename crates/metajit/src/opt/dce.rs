@@ -18,6 +18,7 @@ fn has_effect(op: &Op) -> bool {
         | Op::SlotAddr(_)
         | Op::Param(_)
         | Op::Load { .. }
+        | Op::Alloc { .. }
         | Op::Phi(_) => false,
         Op::Call { effects, .. } => !effects.contains(Effects::ELIDABLE),
         _ => true,

@@ -20,6 +20,8 @@
 //!   elidable calls and repeated guards.
 //! - [`heap`]: load and store forwarding with simple alias rules, invalidated by
 //!   stores and residual calls according to their effects.
+//! - [`virtualise`]: allocation removal; objects that do not escape stay virtual,
+//!   described in the snapshots that need them, allocated by the exit.
 //! - [`dce`]: dead-code elimination of values nothing uses, snapshots included.
 
 pub mod cse;
@@ -28,8 +30,9 @@ pub mod fold;
 pub mod guards;
 pub mod heap;
 pub mod peel;
+pub mod virtualise;
 
-use crate::ir::{Op, Ref, SnapId, Snapshot, Trace};
+use crate::ir::{Op, Ref, SnapId, Trace};
 use std::collections::HashMap;
 
 /// One optimisation pass.
@@ -62,6 +65,10 @@ pub const PASSES: &[Pass] = &[
     Pass {
         name: "heap",
         run: heap::run,
+    },
+    Pass {
+        name: "virtualise",
+        run: virtualise::run,
     },
     Pass {
         name: "fold",
@@ -187,18 +194,7 @@ impl<'a> Rewriter<'a> {
             return n;
         }
         let old = &self.old.snaps[s as usize];
-        let mut snap = Snapshot {
-            frames: old.frames.clone(),
-            slots: old.slots.clone(),
-        };
-        for f in &mut snap.frames {
-            for a in &mut f.aux {
-                a.1 = self.get(a.1);
-            }
-        }
-        for sl in &mut snap.slots {
-            sl.1 = self.get(sl.1);
-        }
+        let snap = old.map_refs(|r| self.get(r));
         let n = self.new.add_snapshot(snap);
         self.snaps.insert(s, n);
         n
@@ -220,6 +216,14 @@ impl<'a> Rewriter<'a> {
             }
             None => op,
         };
+        let r = self.new.push(op);
+        self.map[at] = Some(r);
+        r
+    }
+
+    /// Appends `op`, whose operands and snapshot are already the new trace's, as the
+    /// translation of old instruction `at`.
+    pub fn emit_new(&mut self, at: usize, op: Op) -> Ref {
         let r = self.new.push(op);
         self.map[at] = Some(r);
         r

@@ -104,6 +104,17 @@ impl Scanning<Som> for Som {
                 let range = consts.as_ptr_range();
                 // SAFETY: the range is the vector's.
                 unsafe { scan_value_words(range.start, range.end, &mut nodes) };
+                // An exit allocating its virtual objects keeps what it saved and
+                // made so far in the exit buffer.
+                let exits = t2.exit_roots().as_ptr_range();
+                // SAFETY: the range is the buffer's.
+                unsafe {
+                    scan_value_words(
+                        exits.start as *const Value,
+                        exits.end as *const Value,
+                        &mut nodes,
+                    )
+                };
             }
         }
         // SAFETY: the parked thread published this part of its own stack.

@@ -11,7 +11,7 @@
 
 use crate::bytecode::{Code, JumpMode};
 use crate::interpreter::frame::{Frame, AUX_CTX, AUX_OUTER};
-use crate::object::Kind;
+use crate::object::{Block, Kind};
 use crate::primitives::numbers;
 use crate::universe::Vm;
 use crate::value::{Value, DOUBLE_BIAS, DOUBLE_ROTATION};
@@ -40,8 +40,9 @@ pub(crate) const CLASS_OFFSET: i32 = 0;
 const KIND_OFFSET: i32 = 8;
 const SLOTS_LEN_OFFSET: i32 = 16;
 const SLOTS_ITEMS_OFFSET: i32 = 24;
-const CONTEXT_OUTER_OFFSET: i32 = 16;
-pub(crate) const CONTEXT_SLOTS_OFFSET: i32 = 40;
+pub(crate) const CONTEXT_OUTER_OFFSET: i32 =
+    std::mem::offset_of!(crate::object::Context, outer) as i32;
+pub(crate) const CONTEXT_SLOTS_OFFSET: i32 = std::mem::size_of::<crate::object::Context>() as i32;
 
 /// Is `w` a small integer?
 #[inline(always)]
@@ -302,12 +303,26 @@ interpreter_definition! {
     #[residual]
     /// Pushes a new block over the current context and self.
     pub fn push_block<M: Machine>(m: &mut M, vm: &mut Vm, code: &Code, f: &mut Frame, n: u16) -> SomStep<M> {
-        let method = m.konst(code.literals[n as usize].bits());
+        let literal = code.literals[n as usize];
+        let method = m.konst(literal.bits());
         let ctx = m.aux(f, AUX_CTX);
         let rcvr = m.slot(f, 0);
+        // SAFETY: block literals are immortal block methods.
+        let argc = unsafe { (*(literal.bits() as *const crate::object::Method)).num_args };
+        let class = vm.classes.blocks[argc.min(2)] as u64;
         let vm_ptr = vm as *mut Vm as *mut u8;
-        // SAFETY: `block_entry` gets the VM, a block method and two values.
-        let b = unsafe { m.call(block_entry, vm_ptr, &[method, ctx, rcvr], Effects::ALLOCATES) };
+        let fields = |m: &mut M| {
+            let class = m.konst(class);
+            vec![
+                (CLASS_OFFSET, class),
+                (std::mem::offset_of!(Block, method) as i32, method),
+                (std::mem::offset_of!(Block, context) as i32, ctx),
+                (std::mem::offset_of!(Block, receiver) as i32, rcvr),
+            ]
+        };
+        // SAFETY: `block_entry` gets the VM, a block method and two values, and
+        // writes the block's class and these three fields (`Vm::alloc_block`).
+        let b = unsafe { m.allocate(block_entry, vm_ptr, &[method, ctx, rcvr], fields) };
         m.push(f, b);
         Step::Next
     }

@@ -6,7 +6,9 @@
 use crate::bytecode::{Code, SendSite, Tier1State};
 use crate::interpreter::dispatch::{execute, ExitOutcome};
 use crate::interpreter::frame::{Frame, AUX_CLOSURE, AUX_CTX, AUX_OUTER, FRAME_AUX};
-use crate::interpreter::handlers::{is_int, CLASS_OFFSET, CONTEXT_SLOTS_OFFSET};
+use crate::interpreter::handlers::{
+    is_int, CLASS_OFFSET, CONTEXT_OUTER_OFFSET, CONTEXT_SLOTS_OFFSET,
+};
 use crate::object::{Block, Class, Context, Method, MethodBody};
 use crate::universe::Vm;
 use crate::unwind::{Unwind, VmResult};
@@ -20,6 +22,7 @@ const BLOCK_METHOD_OFFSET: i32 = std::mem::offset_of!(Block, method) as i32;
 const BLOCK_CONTEXT_OFFSET: i32 = std::mem::offset_of!(Block, context) as i32;
 const BLOCK_RECEIVER_OFFSET: i32 = std::mem::offset_of!(Block, receiver) as i32;
 const CONTEXT_ALIVE_OFFSET: i32 = std::mem::offset_of!(Context, alive) as i32;
+const CONTEXT_LEN_OFFSET: i32 = std::mem::offset_of!(Context, len) as i32;
 
 /// Sends through `site`: receiver and arguments are on top of `f`'s stack; they are
 /// replaced by the result. Written once for every engine: the receiver's class is
@@ -448,8 +451,23 @@ fn activate<M: Machine>(
         Some(shape) => {
             let size = m.konst(shape.size as u64);
             let vm_ptr = vm as *mut Vm as *mut u8;
-            // SAFETY: `context_entry` gets the VM and a context's outer and size.
-            let ctx = unsafe { m.call(context_entry, vm_ptr, &[outer, size], Effects::ALLOCATES) };
+            let (class, nil) = (vm.classes.object as u64, vm.nil.bits());
+            let fields = |m: &mut M| {
+                let mut fields = vec![
+                    (CLASS_OFFSET, m.konst(class)),
+                    (CONTEXT_OUTER_OFFSET, outer),
+                    (CONTEXT_ALIVE_OFFSET, m.konst(1)),
+                    (CONTEXT_LEN_OFFSET, size),
+                ];
+                let nil = m.konst(nil);
+                for i in 0..shape.size as i32 {
+                    fields.push((CONTEXT_SLOTS_OFFSET + 8 * i, nil));
+                }
+                fields
+            };
+            // SAFETY: `context_entry` gets the VM and a context's outer and size, and
+            // writes these words (`Vm::alloc_context`).
+            let ctx = unsafe { m.allocate(context_entry, vm_ptr, &[outer, size], fields) };
             for &(slot, idx) in &shape.captured_args {
                 let v = m.slot(&mut f, slot as usize);
                 // SAFETY: a fresh context of `shape.size` slots.
@@ -464,8 +482,9 @@ fn activate<M: Machine>(
     vm.current_frame = &f;
     let r = if M::RECORDS {
         execute(m, vm, code, &mut f)
-    } else if vm.tier2.is_some() && code.loops.is_empty() {
-        // Tracing mode: loop-less code gets an entry trace (`function_threshold`).
+    } else if vm.tier2.is_some() {
+        // Tracing mode: every method and block gets an entry trace
+        // (`function_threshold`), which a method with loops links to their traces.
         match crate::tier2::on_entry(vm, code, &mut f) {
             Ok(ExitOutcome::Returned(v)) => Ok(m.konst(v.bits())),
             Ok(_) => execute(m, vm, code, &mut f),

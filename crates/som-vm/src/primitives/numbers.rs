@@ -163,6 +163,11 @@ fn int_div(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
             let x = x.as_double(vm)?;
             Ok(double_to_integer(vm, (x / d).trunc()))
         }
+        // Small integers divide in i128 (no overflow, even for the most negative).
+        Num::Int(j) if j != 0 => match x {
+            Num::Int(i) => Ok(int_result(vm, i as i128 / j as i128)),
+            x => Ok(vm.integer(x.to_big().unwrap() / BigInt::from(j))),
+        },
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
             if j.is_zero() {
@@ -190,6 +195,10 @@ fn int_modulo(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let x = expect_num(vm, a)?;
     match expect_num(vm, b)? {
         Num::Dbl(d) => Ok(vm.double(x.as_double(vm)? % d)),
+        Num::Int(j) if j != 0 => match x {
+            Num::Int(i) => Ok(int_result(vm, (i as i128).mod_floor(&(j as i128)))),
+            x => Ok(vm.integer(x.to_big().unwrap().mod_floor(&BigInt::from(j)))),
+        },
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
             if j.is_zero() {
@@ -206,6 +215,10 @@ fn int_rem(vm: &mut Vm, f: &mut Frame, argc: usize) -> VmResult<Value> {
     let x = expect_num(vm, a)?;
     match expect_num(vm, b)? {
         Num::Dbl(d) => Ok(vm.double(x.as_double(vm)? % d)),
+        Num::Int(j) if j != 0 => match x {
+            Num::Int(i) => Ok(int_result(vm, i as i128 % j as i128)),
+            x => Ok(vm.integer(x.to_big().unwrap() % BigInt::from(j))),
+        },
         y => {
             let (i, j) = (x.to_big().unwrap(), y.to_big().unwrap());
             if j.is_zero() {
