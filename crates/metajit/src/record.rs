@@ -809,12 +809,7 @@ impl Machine for Recorder {
         args: &[Traced],
         effects: Effects,
     ) -> Traced {
-        assert!(args.len() <= MAX_CALL_ARGS, "too many residual arguments");
-        let mut a = [0u64; MAX_CALL_ARGS];
-        for (slot, w) in a.iter_mut().zip(args) {
-            *slot = w.bits;
-        }
-        let bits = func(ctx, a[0], a[1], a[2], a[3]);
+        let bits = call_with(func, ctx, args);
         self.stored |= effects.contains(Effects::WRITES_HEAP);
         self.value(
             bits,
@@ -833,13 +828,8 @@ impl Machine for Recorder {
         args: &[Traced],
         fields: impl FnOnce(&mut Self) -> Vec<(i32, Traced)>,
     ) -> Traced {
-        assert!(args.len() <= MAX_CALL_ARGS, "too many residual arguments");
         let fields = fields(self);
-        let mut a = [0u64; MAX_CALL_ARGS];
-        for (slot, w) in a.iter_mut().zip(args) {
-            *slot = w.bits;
-        }
-        let bits = func(ctx, a[0], a[1], a[2], a[3]);
+        let bits = call_with(func, ctx, args);
         self.value(
             bits,
             Op::Alloc {
@@ -893,4 +883,18 @@ impl Machine for Recorder {
         let holds = Concrete.fcmp(c, a.bits, b.bits);
         self.guard_cmp(c, true, a, b, holds)
     }
+}
+
+/// Calls residual function `func` with `ctx` and the concrete bits of `args` (the
+/// rest 0), as a recorded call runs while recording.
+///
+/// # Safety
+/// As [`Machine::call`].
+unsafe fn call_with(func: ResidualFn, ctx: *mut u8, args: &[Traced]) -> u64 {
+    assert!(args.len() <= MAX_CALL_ARGS, "too many residual arguments");
+    let mut a = [0u64; MAX_CALL_ARGS];
+    for (slot, w) in a.iter_mut().zip(args) {
+        *slot = w.bits;
+    }
+    func(ctx, a[0], a[1], a[2], a[3])
 }

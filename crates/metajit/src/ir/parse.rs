@@ -277,15 +277,19 @@ impl Parser {
         }
     }
 
-    fn call(&mut self, rest: &str) -> Result<Op, String> {
-        let (func, tail) = rest.split_once('(').ok_or("expected func(args)")?;
-        let (args, effects) = tail.split_once(')').ok_or("expected )")?;
-        let args = args
-            .split(',')
+    /// A comma-separated list of operands (possibly empty).
+    fn operands(&mut self, list: &str) -> Result<Vec<Ref>, String> {
+        list.split(',')
             .map(str::trim)
             .filter(|a| !a.is_empty())
             .map(|a| self.operand(a))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect()
+    }
+
+    fn call(&mut self, rest: &str) -> Result<Op, String> {
+        let (func, tail) = rest.split_once('(').ok_or("expected func(args)")?;
+        let (args, effects) = tail.split_once(')').ok_or("expected )")?;
+        let args = self.operands(args)?;
         let mut e = Effects::NONE;
         for name in effects.trim().split('|') {
             match Effects::NAMES.iter().find(|(n, _)| *n == name) {
@@ -310,12 +314,7 @@ impl Parser {
             .strip_prefix('{')
             .and_then(|t| t.strip_suffix('}'))
             .ok_or("expected {fields}")?;
-        let args = args
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| self.operand(a))
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = self.operands(args)?;
         let fields = fields
             .split(',')
             .map(str::trim)
