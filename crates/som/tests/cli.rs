@@ -848,3 +848,31 @@ fn tier2_bridges_leave_at_loops_without_traces_and_grow_from_there() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("\n  exit @"), "{log}");
 }
+
+#[test]
+fn tier2_methods_with_loops_run_compiled_from_their_first_instruction() {
+    // Storage's shape: a recursive method with a loop. Its entry trace links to the
+    // loop's trace, so activations no longer interpret up to the loop's first
+    // back-edge (6820 of them took one before entry traces covered such methods).
+    let source = "Tree = (\n  | nodes |\n  run = ( nodes := 0. 1 to: 20 do: [ :k | self tree: 6 ]. nodes println )\n  tree: depth = (\n    nodes := nodes + 1.\n    depth = 1 ifTrue: [ ^ self ].\n    1 to: 4 do: [ :i | self tree: depth - 1 ] )\n)\n";
+    let dir = classes("tier2-entry-loops", &[("Tree.som", source)]);
+    let prog = dir.join("Tree.som");
+    let log = dir.join("jit.log");
+    let out = som(&[
+        "--mode",
+        "tracing",
+        "--jit-stats",
+        "--jit-log",
+        log.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    assert_eq!(text(&out.stdout), "27300\n");
+    let report = text(&out.stderr);
+    let back_edges = stat(&report, "invocations,");
+    assert!(back_edges < 2000, "{report}");
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log.contains("pc=0 extra=0x0") && log.contains("\n  link "),
+        "{log}"
+    );
+}
